@@ -1,0 +1,393 @@
+"""The emulator's HTTP app: Bedrock Runtime's four inference routes plus control routes.
+
+Requests are parsed as botocore sends them (Converse JSON; the Anthropic Messages body for
+InvokeModel), replies planned by :mod:`replies`, streamed in event-stream frames by
+:mod:`eventstream` at the configured pace, with faults injected on demand.
+"""
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from service.emulator import eventstream
+from service.emulator.replies import Reply, Turn, plan
+from service.emulator.state import STREAM_FAULTS, Call, EmulatorState, Fault, Pace
+
+EVENTSTREAM = "application/vnd.amazon.eventstream"
+
+# Fault kind → (HTTP status, Bedrock error code, message), as Bedrock answers them.
+_ERRORS: dict[str, tuple[int, str, str]] = {
+    "throttle": (429, "ThrottlingException", "Too many requests, please wait before trying again."),
+    "access_denied": (
+        403,
+        "AccessDeniedException",
+        "You don't have access to the model with the specified model ID.",
+    ),
+    "unknown_model": (400, "ValidationException", "The provided model identifier is invalid."),
+    "not_ready": (429, "ModelNotReadyException", "Model is not ready for inference."),
+    "unavailable": (503, "ServiceUnavailableException", "Service is unavailable."),
+    "model_timeout": (408, "ModelTimeoutException", "Model has timed out in processing."),
+}
+# In-stream fault kind → (exception event type, message); for non-streaming calls, an HTTP error.
+_STREAM_ERRORS = {
+    "stream_error": ("modelStreamErrorException", "The model stream failed (emulated)."),
+    "stream_throttle": ("throttlingException", "Too many tokens, please wait (emulated)."),
+}
+_STREAM_ERRORS_HTTP = {
+    "stream_error": (424, "ModelErrorException", "The model failed (emulated)."),
+    "stream_throttle": (429, "ThrottlingException", "Too many tokens, please wait (emulated)."),
+}
+
+
+class BedrockError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> Response:
+        return JSONResponse(
+            {"message": self.message},
+            status_code=self.status,
+            headers={"x-amzn-ErrorType": f"{self.code}:http://internal.amazon.com/coral/"},
+        )
+
+
+def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
+    """A fresh emulator; ``app.state.emulator`` holds its :class:`EmulatorState`."""
+    state = state or EmulatorState()
+
+    def inference(
+        operation: str,
+        parse: Callable[[str, dict[str, Any], EmulatorState], Reply],
+        respond: Callable[[Reply, Call, Fault | None, EmulatorState], Response],
+    ) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            model = request.path_params["model_id"]
+            call = state.start_call(operation, model)
+            try:
+                if "authorization" not in request.headers:
+                    raise BedrockError(403, "AccessDeniedException", "Missing Authentication Token")
+                body = await request.json()
+                reply = parse(model, body, state)
+                call.tokens_planned = reply.output_tokens
+                fault = state.take_fault(model)
+                call.fault = fault.kind if fault else None
+                if fault and fault.kind in _ERRORS:
+                    raise BedrockError(*_ERRORS[fault.kind])
+                return respond(reply, call, fault, state)
+            except BedrockError as exc:
+                call.status = "failed"
+                return exc.response()
+            except (ValueError, KeyError, TypeError) as exc:
+                call.status = "failed"
+                message = f"Malformed request body: {exc}"
+                return BedrockError(400, "ValidationException", message).response()
+
+        return endpoint
+
+    routes = [
+        Route(f"/model/{{model_id:path}}/{name}", inference(name, parse, respond), methods=["POST"])
+        for name, parse, respond in (
+            ("converse", _parse_converse, _converse),
+            ("converse-stream", _parse_converse, _converse_stream),
+            ("invoke", _parse_anthropic, _invoke),
+            ("invoke-with-response-stream", _parse_anthropic, _invoke_stream),
+        )
+    ]
+    routes += _control_routes(state)
+    app = Starlette(routes=routes)
+    app.state.emulator = state
+    return app
+
+
+# -- request parsing --------------------------------------------------------------------------
+
+
+def _parse_converse(model: str, body: dict[str, Any], state: EmulatorState) -> Reply:
+    messages = body.get("messages") or []
+    if not messages:
+        raise BedrockError(400, "ValidationException", "messages: at least one message required")
+    turns = [Turn(m["role"], _text_blocks(m.get("content", []))) for m in messages]
+    system = [block["text"] for block in body.get("system", []) if "text" in block]
+    config = body.get("inferenceConfig", {})
+    return plan(
+        model,
+        system,
+        turns,
+        max_tokens=config.get("maxTokens"),
+        stop=config.get("stopSequences", []),
+        reply_tokens=state.pace.reply_tokens,
+    )
+
+
+def _parse_anthropic(model: str, body: dict[str, Any], state: EmulatorState) -> Reply:
+    if "messages" not in body:
+        raise BedrockError(
+            400,
+            "ValidationException",
+            "The emulator's InvokeModel speaks the Anthropic Messages body (anthropic.* models)",
+        )
+    turns = [Turn(m["role"], _anthropic_text(m["content"])) for m in body["messages"]]
+    system = body.get("system")
+    system_texts = [_anthropic_text(system)] if system else []
+    return plan(
+        model,
+        system_texts,
+        turns,
+        max_tokens=body.get("max_tokens"),
+        stop=body.get("stop_sequences", []),
+        reply_tokens=state.pace.reply_tokens,
+    )
+
+
+def _text_blocks(blocks: list[dict[str, Any]]) -> str:
+    return "".join(block.get("text", "") for block in blocks)
+
+
+def _anthropic_text(content: str | list[dict[str, Any]]) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+async def _first_token_wait(pace: Pace, fault: Fault | None) -> None:
+    delay = pace.ttft_ms + (fault.delay_ms if fault and fault.kind == "slow_first_token" else 0)
+    if delay:
+        await asyncio.sleep(delay / 1000)
+
+
+def _stream_fault(fault: Fault | None) -> Fault | None:
+    return fault if fault and fault.kind in STREAM_FAULTS else None
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "inputTokens": reply.input_tokens,
+        "outputTokens": reply.output_tokens,
+        "totalTokens": reply.input_tokens + reply.output_tokens,
+    }
+
+
+def _converse(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
+    async def respond() -> Response:
+        started = time.monotonic()
+        await _first_token_wait(state.pace, fault)
+        if (stream_fault := _stream_fault(fault)) is not None:
+            raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
+        call.tokens_sent, call.status = reply.output_tokens, "completed"
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
+                "stopReason": reply.stop_reason,
+                "usage": _usage(reply),
+                "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+            }
+        )
+
+    return _Deferred(respond, call)
+
+
+def _invoke(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
+    async def respond() -> Response:
+        await _first_token_wait(state.pace, fault)
+        if (stream_fault := _stream_fault(fault)) is not None:
+            raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
+        call.tokens_sent, call.status = reply.output_tokens, "completed"
+        return JSONResponse(
+            {
+                "id": f"msg_emulator_{call.id}",
+                "type": "message",
+                "role": "assistant",
+                "model": call.model,
+                "content": [{"type": "text", "text": reply.text}],
+                "stop_reason": reply.stop_reason,
+                "stop_sequence": reply.stop_sequence,
+                "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+            },
+            headers={
+                "X-Amzn-Bedrock-Input-Token-Count": str(reply.input_tokens),
+                "X-Amzn-Bedrock-Output-Token-Count": str(reply.output_tokens),
+            },
+        )
+
+    return _Deferred(respond, call)
+
+
+def _converse_stream(
+    reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
+) -> Response:
+    def frames(token: str | None, started: float) -> list[bytes]:
+        if token is None:
+            return [eventstream.event("messageStart", {"role": "assistant"})]
+        return [eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}})]
+
+    def closing(started: float) -> list[bytes]:
+        return [
+            eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
+            eventstream.event("messageStop", {"stopReason": reply.stop_reason}),
+            eventstream.event(
+                "metadata",
+                {
+                    "usage": _usage(reply),
+                    "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+                },
+            ),
+        ]
+
+    return _event_stream(reply, call, fault, state, frames, closing, {})
+
+
+def _invoke_stream(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
+    def chunk(payload: dict[str, Any]) -> bytes:
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return eventstream.event("chunk", {"bytes": base64.b64encode(raw).decode()})
+
+    def frames(token: str | None, started: float) -> list[bytes]:
+        if token is not None:
+            delta = {"type": "text_delta", "text": token}
+            return [chunk({"type": "content_block_delta", "index": 0, "delta": delta})]
+        message = {
+            "id": f"msg_emulator_{call.id}",
+            "type": "message",
+            "role": "assistant",
+            "model": call.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+        }
+        return [
+            chunk({"type": "message_start", "message": message}),
+            chunk({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ]
+
+    def closing(started: float) -> list[bytes]:
+        latency = int((time.monotonic() - started) * 1000)
+        return [
+            chunk({"type": "content_block_stop", "index": 0}),
+            chunk(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
+                    "usage": {"output_tokens": reply.output_tokens},
+                }
+            ),
+            chunk(
+                {
+                    "type": "message_stop",
+                    "amazon-bedrock-invocationMetrics": {
+                        "inputTokenCount": reply.input_tokens,
+                        "outputTokenCount": reply.output_tokens,
+                        "invocationLatency": latency,
+                        "firstByteLatency": latency,
+                    },
+                }
+            ),
+        ]
+
+    headers = {"X-Amzn-Bedrock-Content-Type": "application/json"}
+    return _event_stream(reply, call, fault, state, frames, closing, headers)
+
+
+def _event_stream(
+    reply: Reply,
+    call: Call,
+    fault: Fault | None,
+    state: EmulatorState,
+    frames: Callable[[str | None, float], list[bytes]],
+    closing: Callable[[float], list[bytes]],
+    headers: dict[str, str],
+) -> Response:
+    """Stream ``frames(None)`` (the opening), one ``frames(token)`` per token, then ``closing``."""
+    pace = state.pace
+    stream_fault = _stream_fault(fault)
+    gap = 1 / pace.tokens_per_second if pace.tokens_per_second else 0.0
+
+    async def body() -> AsyncIterator[bytes]:
+        started = time.monotonic()
+        try:
+            await _first_token_wait(pace, fault)
+            for frame in frames(None, started):
+                yield frame
+            for index, token in enumerate(reply.tokens):
+                if stream_fault is not None and index == stream_fault.after_chunks:
+                    call.status = "failed"
+                    yield eventstream.exception(*_STREAM_ERRORS[stream_fault.kind])
+                    return
+                if index and gap:
+                    await asyncio.sleep(gap)
+                call.tokens_sent += 1
+                for frame in frames(token, started):
+                    yield frame
+            for frame in closing(started):
+                yield frame
+            call.status = "completed"
+        finally:
+            if call.status == "running":
+                call.status = "disconnected"
+
+    return StreamingResponse(body(), media_type=EVENTSTREAM, headers=headers)
+
+
+class _Deferred(Response):
+    """A response decided after an await (pacing) that may still turn into a Bedrock error."""
+
+    def __init__(self, make: Callable[[], Any], call: Call) -> None:
+        super().__init__()
+        self._make, self._call = make, call
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            response = await self._make()
+        except BedrockError as exc:
+            self._call.status = "failed"
+            response = exc.response()
+        await response(scope, receive, send)
+
+
+# -- control ----------------------------------------------------------------------------------
+
+
+def _control_routes(state: EmulatorState) -> list[Route]:
+    faults_adapter = TypeAdapter(list[Fault] | Fault)
+
+    async def get_state(request: Request) -> Response:
+        return JSONResponse(state.snapshot())
+
+    async def add_faults(request: Request) -> Response:
+        try:
+            parsed = faults_adapter.validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"message": str(exc)}, status_code=422)
+        state.add_faults(parsed if isinstance(parsed, list) else [parsed])
+        return JSONResponse(state.snapshot())
+
+    async def set_pace(request: Request) -> Response:
+        try:
+            state.pace = Pace.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"message": str(exc)}, status_code=422)
+        return JSONResponse(state.snapshot())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse(state.snapshot())
+
+    return [
+        Route("/_emulator/state", get_state, methods=["GET"]),
+        Route("/_emulator/faults", add_faults, methods=["POST"]),
+        Route("/_emulator/pace", set_pace, methods=["PUT"]),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+    ]

@@ -1,0 +1,106 @@
+"""Specs → runnables: ``ChatPromptTemplate | ChatBedrockConverse or ChatBedrock | StrOutputParser``.
+
+One boto3 ``bedrock-runtime`` client per region is shared by every chain: clients are
+thread-safe, and one connection pool sized to the service's concurrency serves all streams.
+"""
+
+import os
+import threading
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import Runnable
+
+from service.settings import Settings
+from service.spec import ChainSpec
+
+DEFAULT_REGION = "us-east-1"
+_ROLE_TO_LANGCHAIN = {"system": "system", "user": "human", "assistant": "ai"}
+
+
+class BedrockClients:
+    """boto3 Bedrock Runtime clients, one per region, configured from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, region: str | None) -> Any:
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        region = region or DEFAULT_REGION
+        with self._lock:
+            client = self._clients.get(region)
+            if client is None:
+                client = self._clients[region] = self._create(region)
+        return client
+
+    def _create(self, region: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        settings = self._settings
+        config = Config(
+            read_timeout=settings.bedrock_read_timeout,
+            connect_timeout=settings.bedrock_connect_timeout,
+            retries={"total_max_attempts": settings.bedrock_max_attempts, "mode": "standard"},
+            max_pool_connections=settings.max_concurrency,
+            user_agent_appid="chainserve",
+        )
+        return boto3.client(
+            "bedrock-runtime",
+            region_name=region,
+            endpoint_url=settings.bedrock_endpoint_url,
+            config=config,
+        )
+
+
+def build_prompt(spec: ChainSpec) -> ChatPromptTemplate:
+    parts: list[Any] = []
+    for message in spec.prompt.messages:
+        if message.role == "placeholder":
+            history = spec.inputs[message.text]
+            parts.append(MessagesPlaceholder(message.text, optional=not history.is_required))
+        else:
+            parts.append((_ROLE_TO_LANGCHAIN[message.role], message.text))
+    return ChatPromptTemplate.from_messages(parts, template_format=spec.prompt.format)  # type: ignore[arg-type]
+
+
+def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
+    model = spec.model
+    params = model.params
+    client = clients.get(model.region)
+    if model.provider == "bedrock":
+        from langchain_aws import ChatBedrock
+
+        kwargs: dict[str, Any] = {}
+        if params.top_p is not None:
+            kwargs["top_p"] = params.top_p
+        if params.stop:
+            kwargs["stop_sequences"] = params.stop
+        return ChatBedrock(  # type: ignore[no-any-return]
+            model_id=model.id,
+            client=client,
+            region_name=client.meta.region_name,
+            temperature=params.temperature,
+            max_tokens=params.max_tokens,
+            model_kwargs=kwargs or None,
+        )
+    from langchain_aws import ChatBedrockConverse
+
+    return ChatBedrockConverse(  # type: ignore[no-any-return]
+        model=model.id,
+        client=client,
+        region_name=client.meta.region_name,
+        temperature=params.temperature,
+        max_tokens=params.max_tokens,
+        top_p=params.top_p,
+        stop=params.stop,
+    )
+
+
+def build_runnable(spec: ChainSpec, clients: BedrockClients) -> Runnable[dict[str, Any], str]:
+    """The chain a spec describes: prompt, then model, then the text of the reply."""
+    return build_prompt(spec) | build_model(spec, clients) | StrOutputParser()

@@ -1,0 +1,62 @@
+"""Service settings, read from ``CHAINSERVE_*`` environment variables.
+
+AWS region and credentials are not here on purpose: they come from the standard AWS
+environment (``AWS_REGION``, ``AWS_PROFILE``, the Lambda role …) and from chain files.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHAINSERVE_", extra="ignore")
+
+    chains_dir: Path = Path("chains")
+    """Folder of ``*.yaml`` chain files."""
+
+    bedrock_endpoint_url: str | None = None
+    """Send every Bedrock Runtime call here (the emulator, a VPC endpoint); unset = AWS."""
+
+    bedrock_read_timeout: float = Field(60.0, gt=0)
+    """Seconds botocore waits for the model's next bytes before the request fails with 504."""
+
+    bedrock_connect_timeout: float = Field(10.0, gt=0)
+
+    bedrock_max_attempts: int = Field(3, ge=1)
+    """Total attempts per Bedrock call, including botocore's retries of throttling."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    access_log: bool = False
+    """One log line per request from uvicorn (the service logs its own line per chain run)."""
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+    """Origins allowed to call from a browser: comma-separated, or ``*``."""
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    """Largest request body accepted (413 above)."""
+
+    max_input_length: int = Field(100_000, ge=1)
+    """Longest string input, in characters, for inputs that set no ``max_length`` themselves."""
+
+    max_batch_size: int = Field(32, ge=1)
+    """Most inputs in one ``/batch`` request."""
+
+    max_concurrency: int = Field(1024, ge=1)
+    """Most chain runs at once (each holds a worker thread); 503 past it."""
+
+    retry_after_seconds: int = Field(2, ge=1)
+    """``Retry-After`` sent with 429 and 503 when Bedrock gives none."""
+
+    reload: bool = False
+    """Watch ``chains_dir`` and reload chain files when they change (``chainserve dev``)."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
