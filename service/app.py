@@ -1,0 +1,127 @@
+"""The app factory: one FastAPI app per :class:`Settings`.
+
+``uvicorn service.app:app`` serves the app made from the environment's settings.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from functools import cache
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from service import __version__, errors, openapi, routes
+from service.catalog import Catalog
+from service.middleware import RequestContext
+from service.settings import Settings
+from service.stream import Workers
+
+log = logging.getLogger("chainserve")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Load the chains named by ``settings`` and build the app that serves them.
+
+    Raises :class:`service.loader.ChainFileErrors` if a chain file is invalid.
+    """
+    settings = settings or Settings()
+    _configure_logging(settings)
+    catalog = Catalog(settings)
+    catalog.load()
+    workers = Workers(settings.max_concurrency, settings.retry_after_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(_watch(settings, catalog)) if settings.reload else None
+        yield
+        if watcher is not None:
+            watcher.cancel()
+        workers.shutdown()
+
+    app = FastAPI(
+        title="chainserve",
+        version=__version__,
+        description="LangChain chains from YAML files, served as streaming endpoints.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.catalog = catalog
+    app.state.workers = workers
+    app.include_router(routes.router)
+    app.add_exception_handler(errors.ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-Id", "X-Run-Id"],
+        )
+    app.add_middleware(RequestContext)
+    app.openapi = lambda: openapi.build(app, catalog)  # type: ignore[method-assign]
+    log.info("serving %d chains from %s: %s", len(catalog), settings.chains_dir,
+             ", ".join(chain.name for chain in catalog))
+    return app
+
+
+def _render(request: Request, error: errors.ApiError) -> JSONResponse:
+    request_id = request.scope.get("state", {}).get("request_id")
+    return JSONResponse(error.body(request_id), status_code=error.status, headers=error.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.ApiError)
+    return _render(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "http_error"
+    return _render(request, errors.ApiError(exc.status_code, str(exc.detail), code=code))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])} for e in exc.errors()
+    ]
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return _render(request, errors.ApiError(422, message, code="invalid_input", errors=fields))
+
+
+async def _watch(settings: Settings, catalog: Catalog) -> None:
+    """Reload chain files when they change (``chainserve dev``)."""
+    from watchfiles import awatch
+
+    async for _ in awatch(settings.chains_dir):
+        await asyncio.to_thread(catalog.reload)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logger = logging.getLogger("chainserve")
+    logger.setLevel(settings.log_level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+@cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    # ``service.app:app`` is built on first access, so importing this module has no side effects.
+    if name == "app":
+        return _default_app()
+    raise AttributeError(name)

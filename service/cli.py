@@ -1,0 +1,143 @@
+"""The ``chainserve`` command: serve, dev, validate, emulator, schema."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from service import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="chainserve", description="Serve LangChain chains from YAML files as streaming HTTP."
+    )
+    parser.add_argument("--version", action="version", version=f"chainserve {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the chains (Bedrock from the AWS environment)")
+    _server_options(serve)
+
+    dev = commands.add_parser(
+        "dev", help="serve the chains against the built-in emulator, reloading on change"
+    )
+    _server_options(dev)
+    dev.add_argument("--ttft-ms", type=float, default=300, help="emulated time to first token")
+    dev.add_argument("--tokens-per-second", type=float, default=25, help="emulated output pace")
+
+    validate = commands.add_parser("validate", help="check chain files; exit 1 on errors")
+    validate.add_argument("folder", nargs="?", type=Path, help="default: CHAINSERVE_CHAINS_DIR or chains")
+
+    emulator = commands.add_parser("emulator", help="run the Bedrock Runtime emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=4010)
+    emulator.add_argument("--ttft-ms", type=float, default=0, help="time to first token")
+    emulator.add_argument("--tokens-per-second", type=float, default=0, help="0 = no wait")
+    emulator.add_argument("--reply-tokens", type=int, help="make every reply this many tokens")
+    emulator.add_argument(
+        "--fault", action="append", default=[], metavar="KIND[:N]",
+        help="fail every call, e.g. throttle, stream_error:3 (after 3 tokens), slow_first_token:5000",
+    )
+
+    commands.add_parser("schema", help="print the JSON Schema of chain files")
+
+    args = parser.parse_args(argv)
+    command = {"serve": _serve, "dev": _dev, "validate": _validate, "emulator": _emulator,
+               "schema": _schema}[args.command]
+    return command(args)
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--chains", type=Path, help="folder of chain files (default: chains)")
+
+
+def _serve(args: argparse.Namespace, **overrides: object) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.loader import ChainFileErrors
+    from service.settings import Settings
+
+    if args.chains is not None:
+        overrides["chains_dir"] = args.chains
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        app = create_app(settings)
+    except ChainFileErrors as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from service.emulator.server import Emulator
+    from service.emulator.state import Pace
+
+    # The emulator accepts any signature; botocore only needs some credentials to sign with.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "emulator")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "emulator")
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    pace = Pace(ttft_ms=args.ttft_ms, tokens_per_second=args.tokens_per_second)
+    with Emulator(pace=pace) as bedrock:
+        print(f"Bedrock emulator on {bedrock.url}", file=sys.stderr)
+        print(
+            f"Try: curl -N http://{args.host}:{args.port}/chains/summarize/stream "
+            "-H 'Content-Type: application/json' -d '{\"input\": {\"text\": \"Streams are fun.\"}}'",
+            file=sys.stderr,
+        )
+        return _serve(args, bedrock_endpoint_url=bedrock.url, reload=True)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from service.loader import ChainFileErrors, load_folder
+    from service.settings import Settings
+
+    folder = args.folder or Settings().chains_dir
+    try:
+        chains = load_folder(folder)
+    except ChainFileErrors as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{folder}: {len(chains)} chains OK ({', '.join(chains)})")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from service.emulator.server import run
+    from service.emulator.state import Fault, Pace
+
+    try:
+        faults = [Fault.parse_cli(text) for text in args.fault]
+        pace = Pace(
+            ttft_ms=args.ttft_ms,
+            tokens_per_second=args.tokens_per_second,
+            reply_tokens=args.reply_tokens,
+        )
+    except (ValidationError, ValueError) as exc:
+        print(f"chainserve emulator: {exc}", file=sys.stderr)
+        return 2
+    run(args.host, args.port, pace, faults)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from service.spec import ChainSpec
+
+    schema = ChainSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "chainserve chain file"
+    print(json.dumps(schema, indent=2))
+    return 0

@@ -1,0 +1,196 @@
+"""The one place that maps failures to HTTP statuses and client-safe messages.
+
+Every route raises or hands its failures here: :func:`classify` turns an exception from a
+chain run (botocore, langchain-aws, anything else) into an :class:`ApiError`, and the app
+renders an ``ApiError`` the same way everywhere — as a JSON body before the first byte, or
+in-band (SSE ``error`` event, text ``[error]`` line) after it. Details of unexpected errors
+go to the log under the request id, never to the client.
+"""
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+log = logging.getLogger("chainserve")
+
+_ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+
+
+class ApiError(Exception):
+    """A failure with the status, message and headers the client gets."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.errors = errors
+        self.headers = headers or {}
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        """The JSON error body; ``status_code`` and ``message`` as LangServe's clients read."""
+        body: dict[str, Any] = {"status_code": self.status, "code": self.code}
+        body["message"] = self.message
+        if self.errors:
+            body["errors"] = self.errors
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+
+def chain_not_found(name: str, known: list[str]) -> ApiError:
+    listing = ", ".join(known) if known else "none are loaded"
+    return ApiError(404, f"no chain named {name!r}; chains: {listing}", code="chain_not_found")
+
+
+def invalid_input(exc: ValidationError, prefix: str = "") -> ApiError:
+    """422 naming every bad field, with how to fix it."""
+    errors = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in (*([prefix] if prefix else []), *error["loc"]))
+        errors.append({"field": field or "body", "message": _fix(error)})
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return ApiError(422, summary, code="invalid_input", errors=errors)
+
+
+def bad_request(field: str, message: str, status: int = 422) -> ApiError:
+    return ApiError(
+        status,
+        f"{field}: {message}",
+        code="invalid_input" if status == 422 else "bad_request",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def _fix(error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return "required; add it"
+    if kind == "extra_forbidden":
+        return "unknown field; remove it"
+    if kind == "string_too_long":
+        return f"too long; at most {ctx.get('max_length')} characters"
+    if kind == "too_long":
+        return f"too many items; at most {ctx.get('max_length')}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind == "json_invalid":
+        return f"the body is not valid JSON ({ctx.get('error', 'parse error')})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def classify(exc: BaseException, *, model_id: str, retry_after: int) -> ApiError:
+    """The client-facing form of a failure while running a chain on ``model_id``."""
+    if isinstance(exc, ApiError):
+        return exc
+    for cause in _causes(exc):
+        mapped = _classify_one(cause, model_id, retry_after)
+        if mapped is not None:
+            return mapped
+    return unexpected()
+
+
+def unexpected() -> ApiError:
+    return ApiError(
+        500,
+        "internal error; the server log has the details under this request id",
+        code="internal_error",
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: langchain-aws sometimes re-raises Bedrock errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError | None:
+    from botocore import exceptions as boto
+
+    name = type(exc).__name__
+    if name == "BedrockContextOverflowError":
+        return ApiError(
+            422,
+            f"input: too long for the context window of model {model}; shorten it",
+            code="input_too_long",
+            errors=[{"field": "input", "message": "too long for the model's context window"}],
+        )
+    if isinstance(exc, boto.ClientError):
+        return _from_bedrock(exc, model, retry_after)
+    if isinstance(exc, boto.ReadTimeoutError | boto.ConnectTimeoutError):
+        return ApiError(504, f"model {model} did not answer in time", code="model_timeout")
+    if isinstance(exc, boto.EndpointConnectionError):
+        return ApiError(502, f"cannot reach Bedrock for model {model}", code="bedrock_unreachable")
+    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
+        return ApiError(
+            502,
+            f"no AWS credentials to call model {model}; configure the AWS environment",
+            code="bedrock_credentials",
+        )
+    if isinstance(exc, ConnectionError) and "Bedrock" in str(exc):
+        return ApiError(502, f"model {model}: {exc}", code="bedrock_stream_broken")
+    return None
+
+
+def _from_bedrock(exc: Any, model: str, retry_after: int) -> ApiError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    cause = _redact(str(error.get("Message") or exc))
+    key = code.lower().removesuffix("exception")
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    wait = {"Retry-After": str(headers.get("retry-after", retry_after))}
+    if key in ("throttling", "toomanyrequests", "servicequotaexceeded"):
+        return ApiError(
+            429, f"Bedrock is throttling model {model}: {cause}", code="throttled", headers=wait
+        )
+    if key in ("serviceunavailable", "modelnotready"):
+        return ApiError(
+            503, f"model {model} is unavailable: {cause}", code="model_unavailable", headers=wait
+        )
+    if key == "modeltimeout":
+        return ApiError(504, f"model {model} timed out: {cause}", code="model_timeout")
+    if key in ("accessdenied", "unrecognizedclient", "expiredtoken", "invalidsignature"):
+        return ApiError(
+            502,
+            f"Bedrock denied access to model {model} ({code}): {cause} — check that the model is "
+            "enabled in this account and region and that the role may invoke it",
+            code="model_access_denied",
+        )
+    if key == "resourcenotfound" or "model identifier is invalid" in cause:
+        return ApiError(
+            502,
+            f"model {model} was not found ({code}): {cause} — check model.id and model.region",
+            code="model_not_found",
+        )
+    return ApiError(502, f"Bedrock failed for model {model} ({code}): {cause}", code="bedrock_error")
+
+
+def _redact(message: str) -> str:
+    """Client-bound messages keep no AWS account ids (they name roles in AccessDenied)."""
+    return _ACCOUNT_ID.sub("************", message)
+
+
+def describe(exc: BaseException, *, model_id: str, retry_after: int, context: str) -> ApiError:
+    """:func:`classify`, and log it: a warning for known failures, a traceback otherwise."""
+    error = classify(exc, model_id=model_id, retry_after=retry_after)
+    if error.code == "internal_error":
+        log.error("unexpected failure %s", context, exc_info=exc)
+    else:
+        log.warning("%s status=%d code=%s: %s", context, error.status, error.code, error.message)
+    return error

@@ -1,0 +1,187 @@
+"""Request bodies per chain: pydantic models built from a chain's declared inputs.
+
+Bodies are LangServe's: ``{"input": {...}, "config": {...}, "kwargs": {}}`` and, for batch,
+``{"inputs": [...], ...}``. JSON bodies are validated strictly (``"3"`` is not an integer);
+query strings (``GET .../stream?topic=x``) are text, so they are validated leniently.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from service import errors
+from service.spec import ChainSpec, InputSpec
+
+_MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
+    "system": SystemMessage,
+    "user": HumanMessage,
+    "human": HumanMessage,
+    "assistant": AIMessage,
+    "ai": AIMessage,
+}
+
+
+class ChatMessage(BaseModel):
+    """A message of chat history: ``{"role": "user", "content": "..."}``.
+
+    LangServe clients send LangChain messages as ``{"type": "human", "content": ...}``; both
+    spellings are accepted, other keys of theirs are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "human", "ai"] | None = None
+    type: Literal["system", "user", "assistant", "human", "ai"] | None = None
+    content: str
+
+    @model_validator(mode="after")
+    def _has_role(self) -> "ChatMessage":
+        if self.role is None and self.type is None:
+            raise ValueError('each message needs a "role": system, user or assistant')
+        return self
+
+    def to_langchain(self) -> BaseMessage:
+        role = self.role or self.type
+        assert role is not None
+        return _MESSAGE_CLASSES[role](content=self.content)
+
+
+class RunConfig(BaseModel):
+    """The part of LangChain's ``RunnableConfig`` a client may set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    run_name: str | None = None
+    recursion_limit: int | None = None
+    max_concurrency: int | None = Field(None, ge=1)
+    configurable: dict[str, Any] = Field(
+        default_factory=dict, description="Accepted for LangServe clients; must be empty."
+    )
+
+    @model_validator(mode="after")
+    def _nothing_configurable(self) -> "RunConfig":
+        if self.configurable:
+            raise ValueError("chains have no configurable fields; send an empty object")
+        return self
+
+    def to_langchain(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"tags": self.tags, "metadata": self.metadata}
+        if self.run_name:
+            config["run_name"] = self.run_name
+        if self.max_concurrency:
+            config["max_concurrency"] = self.max_concurrency
+        return config
+
+
+class ChainInputs:
+    """Validation and conversion of one chain's inputs."""
+
+    def __init__(self, spec: ChainSpec, max_input_length: int, max_batch_size: int) -> None:
+        assert spec.name is not None
+        title = "".join(part.title() for part in spec.name.replace("-", "_").split("_"))
+        fields = {
+            name: _field(item, max_input_length) for name, item in spec.inputs.items()
+        }
+        self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            f"{title}Input", __config__=ConfigDict(extra="forbid"), **fields
+        )
+        self.request_model: type[BaseModel] = create_model(
+            f"{title}Request",
+            __config__=ConfigDict(extra="forbid"),
+            input=(self.model, ...),
+            config=(RunConfig, Field(default_factory=RunConfig)),
+            kwargs=(dict[str, Any], Field(default_factory=dict, max_length=0)),
+        )
+        self.batch_model: type[BaseModel] = create_model(
+            f"{title}BatchRequest",
+            __config__=ConfigDict(extra="forbid"),
+            inputs=(list[self.model], Field(min_length=1, max_length=max_batch_size)),  # type: ignore[name-defined]
+            config=(RunConfig | list[RunConfig], Field(default_factory=RunConfig)),
+            kwargs=(dict[str, Any], Field(default_factory=dict, max_length=0)),
+        )
+        self._specs = spec.inputs
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.model.model_json_schema()
+
+    def parse_request(self, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A ``/invoke`` or ``/stream`` body → (prompt variables, run config)."""
+        try:
+            request = self.request_model.model_validate_json(body, strict=True)
+        except ValidationError as exc:
+            raise errors.invalid_input(exc) from None
+        return self._variables(request.input), request.config.to_langchain()  # type: ignore[attr-defined]
+
+    def parse_batch(self, body: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A ``/batch`` body → (variables per input, run config per input)."""
+        try:
+            request: Any = self.batch_model.model_validate_json(body, strict=True)
+        except ValidationError as exc:
+            raise errors.invalid_input(exc) from None
+        configs = request.config if isinstance(request.config, list) else None
+        if configs is not None and len(configs) != len(request.inputs):
+            raise errors.bad_request(
+                "config", f"give one config, or one per input ({len(request.inputs)})"
+            )
+        variables = [self._variables(item) for item in request.inputs]
+        return variables, [
+            (configs[i] if configs else request.config).to_langchain()
+            for i in range(len(variables))
+        ]
+
+    def parse_query(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """Query parameters (all text) → prompt variables; messages inputs are JSON."""
+        data: dict[str, Any] = {}
+        for name, value in query.items():
+            spec = self._specs.get(name)
+            if spec is not None and spec.type == "messages":
+                try:
+                    data[name] = json.loads(value)
+                except json.JSONDecodeError:
+                    raise errors.bad_request(
+                        f"input.{name}", "a messages input in a query string is a JSON list"
+                    ) from None
+            else:
+                data[name] = value
+        try:
+            validated = self.model.model_validate(data)
+        except ValidationError as exc:
+            raise errors.invalid_input(exc, prefix="input") from None
+        return self._variables(validated)
+
+    def _variables(self, validated: BaseModel) -> dict[str, Any]:
+        variables: dict[str, Any] = {}
+        for name in self._specs:
+            value = getattr(validated, name)
+            if isinstance(value, list):
+                value = [m.to_langchain() if isinstance(m, ChatMessage) else m for m in value]
+            variables[name] = value
+        return variables
+
+
+def _field(spec: InputSpec, max_input_length: int) -> tuple[Any, Any]:
+    annotation: Any
+    constraints: dict[str, Any] = {"description": spec.description or None}
+    if spec.type == "messages":
+        annotation = list[ChatMessage]
+        if spec.max_length:
+            constraints["max_length"] = spec.max_length
+    elif spec.enum is not None:
+        annotation = Literal[tuple(spec.enum)]
+    elif spec.type == "string":
+        annotation = str
+        constraints["max_length"] = spec.max_length or max_input_length
+    else:
+        annotation = {"integer": int, "number": float, "boolean": bool}[spec.type]
+    if spec.is_required:
+        default: Any = ...
+    elif spec.default is not None:
+        default = spec.default
+    else:
+        default = [] if spec.type == "messages" else ""
+    return annotation, Field(default, **constraints)

@@ -1,0 +1,186 @@
+"""The HTTP routes. Bodies and responses follow LangServe's, so ``RemoteRunnable`` works."""
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from service import errors, wire
+from service.catalog import Catalog, Chain
+from service.settings import Settings
+from service.stream import ChainRun, RunInfo, Usage, Workers
+
+log = logging.getLogger("chainserve")
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["service"], summary="Readiness; never calls a model")
+async def healthz(request: Request) -> dict[str, Any]:
+    return {"status": "ok", "chains": len(_catalog(request))}
+
+
+@router.get("/chains", tags=["chains"], summary="Every chain: name, description, inputs")
+async def list_chains(request: Request) -> dict[str, Any]:
+    return {"chains": [chain.summary() for chain in _catalog(request)]}
+
+
+@router.get("/chains/{name}", tags=["chains"], summary="One chain, with its input JSON Schema")
+async def get_chain(request: Request, name: str) -> dict[str, Any]:
+    chain = _catalog(request).get(name)
+    return chain.summary() | {"input_schema": chain.inputs.json_schema()}
+
+
+@router.post("/chains/{name}/invoke", tags=["chains"], summary="Run a chain; the whole output")
+async def invoke(request: Request, name: str) -> dict[str, Any]:
+    chain = _catalog(request).get(name)
+    variables, config = chain.inputs.parse_request(await _body(request))
+    info = RunInfo()
+    try:
+        output = await _workers(request).run(
+            lambda: chain.runnable.invoke(variables, info.config(config))  # type: ignore[arg-type]
+        )
+    except Exception as exc:
+        raise _failure(request, chain, exc) from None
+    _log_run(request, chain, info, "invoke")
+    return {"output": output, "metadata": _metadata(chain, info)}
+
+
+@router.post("/chains/{name}/batch", tags=["chains"], summary="Run a chain on several inputs")
+async def batch(request: Request, name: str) -> dict[str, Any]:
+    chain = _catalog(request).get(name)
+    many, configs = chain.inputs.parse_batch(await _body(request))
+    infos = [RunInfo() for _ in many]
+    run_configs = [info.config(config) for info, config in zip(infos, configs, strict=True)]
+    try:
+        outputs = await _workers(request).run(
+            lambda: chain.runnable.batch(many, run_configs)  # type: ignore[arg-type]
+        )
+    except Exception as exc:
+        raise _failure(request, chain, exc) from None
+    total = Usage()
+    for info in infos:
+        total.input_tokens += info.usage.input_tokens
+        total.output_tokens += info.usage.output_tokens
+        _log_run(request, chain, info, "batch")
+    return {
+        "output": outputs,
+        "metadata": {
+            "run_ids": [info.run_id for info in infos],
+            "model": chain.model_id,
+            "usage": total.as_dict(),
+            "latency_ms": infos[0].latency_ms,
+            "runs": [_metadata(chain, info) for info in infos],
+        },
+    }
+
+
+@router.post(
+    "/chains/{name}/stream",
+    tags=["chains"],
+    summary="Run a chain, streaming its output (text/plain, or SSE with Accept: text/event-stream)",
+)
+async def stream(request: Request, name: str) -> StreamingResponse:
+    chain = _catalog(request).get(name)
+    variables, config = chain.inputs.parse_request(await _body(request))
+    return await _stream(request, chain, variables, config, wire.negotiate(request.headers.get("accept")))
+
+
+@router.get(
+    "/chains/{name}/stream",
+    tags=["chains"],
+    summary="Stream as Server-Sent Events for a browser's EventSource; inputs as query parameters",
+)
+async def stream_get(request: Request, name: str) -> StreamingResponse:
+    chain = _catalog(request).get(name)
+    variables = chain.inputs.parse_query(request.query_params)
+    return await _stream(request, chain, variables, {}, wire.ServerSentEvents())
+
+
+async def _stream(
+    request: Request,
+    chain: Chain,
+    variables: dict[str, Any],
+    config: dict[str, Any],
+    fmt: wire.WireFormat,
+) -> StreamingResponse:
+    """Start the run and wait for its first chunk, so an early failure still gets a status."""
+    run = ChainRun(chain.runnable, variables, config)
+    try:
+        first = await run.start(_workers(request))
+    except (Exception, asyncio.CancelledError) as exc:
+        run.cancel()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise _failure(request, chain, exc) from None
+
+    def describe(exc: BaseException) -> errors.ApiError:
+        return _failure(request, chain, exc, after_first_chunk=True)
+
+    async def body() -> Any:
+        async for part in wire.encode(run, first, fmt, describe):
+            yield part
+        _log_run(request, chain, run.info, "stream")
+
+    headers = {**wire.STREAM_HEADERS, "X-Run-Id": run.info.run_id}
+    return StreamingResponse(body(), media_type=fmt.media_type, headers=headers)
+
+
+def _metadata(chain: Chain, info: RunInfo) -> dict[str, Any]:
+    return {
+        "run_id": info.run_id,
+        "model": chain.model_id,
+        "usage": info.usage.as_dict(),
+        "latency_ms": info.latency_ms,
+    }
+
+
+def _failure(
+    request: Request, chain: Chain, exc: BaseException, after_first_chunk: bool = False
+) -> errors.ApiError:
+    settings: Settings = request.app.state.settings
+    return errors.describe(
+        exc,
+        model_id=chain.model_id,
+        retry_after=settings.retry_after_seconds,
+        context=f"chain={chain.name} request_id={_request_id(request)}"
+        + (" after_first_chunk=true" if after_first_chunk else ""),
+    )
+
+
+def _log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
+    usage = info.usage
+    log.info(
+        "%s chain=%s run_id=%s request_id=%s latency_ms=%d input_tokens=%d output_tokens=%d",
+        route, chain.name, info.run_id, _request_id(request), info.latency_ms,
+        usage.input_tokens, usage.output_tokens,
+    )
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused with 413 past the configured limit."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
+    return bytes(body)
+
+
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def _workers(request: Request) -> Workers:
+    workers: Workers = request.app.state.workers
+    return workers
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))

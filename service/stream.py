@@ -1,0 +1,240 @@
+"""Running a chain: the synchronous LangChain stream on a worker thread, handed to the loop.
+
+Why a thread: langchain-aws streams through boto3, which is synchronous. Iterating it on the
+event loop would block every other request; ``astream`` hops threads once per chunk and costs
+4–5× the CPU of ``stream`` (see DEVELOPERS.md). So each run iterates ``stream`` on its own
+worker thread and passes chunks to the loop through a deque, waking the loop only when it is
+waiting — chunks that arrive while it is busy are handed over together.
+
+Stopping: :meth:`ChainRun.cancel` (a client went away) makes the worker stop at its next
+chunk and close the stream, which closes botocore's HTTP response, so no further token is
+read from Bedrock.
+"""
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+from langchain_core.runnables import Runnable
+
+from service import errors
+
+T = TypeVar("T")
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+class UsageCollector(BaseCallbackHandler):
+    """Token counts of a run, taken from the model's final message (``usage_metadata``)."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                metadata = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                if metadata:
+                    self.usage.input_tokens += metadata.get("input_tokens", 0)
+                    self.usage.output_tokens += metadata.get("output_tokens", 0)
+
+
+@dataclass
+class RunInfo:
+    """What a run reports besides its output."""
+
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.perf_counter)
+    collector: UsageCollector = field(default_factory=UsageCollector)
+
+    def config(self, base: dict[str, Any]) -> dict[str, Any]:
+        return {**base, "run_id": uuid.UUID(self.run_id), "callbacks": [self.collector]}
+
+    @property
+    def latency_ms(self) -> int:
+        return round((time.perf_counter() - self.started) * 1000)
+
+    @property
+    def usage(self) -> Usage:
+        return self.collector.usage
+
+
+class _End:
+    """Marks the end of a run's chunks; ``error`` is set if it failed."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class Workers:
+    """The threads chain runs execute on, with a hard cap: past it, 503 instead of a queue."""
+
+    def __init__(self, max_workers: int, retry_after: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="chain")
+        self._max = max_workers
+        self._retry_after = retry_after
+        self._active = 0
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def run(self, function: Callable[[], T]) -> "asyncio.Future[T]":
+        """Run ``function`` on a worker thread; raises 503 when every worker is busy."""
+        with self._lock:
+            if self._active >= self._max:
+                raise errors.ApiError(
+                    503,
+                    f"server busy: {self._max} chain runs in progress; retry shortly",
+                    code="busy",
+                    headers={"Retry-After": str(self._retry_after)},
+                )
+            self._active += 1
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._counted, function)
+
+    def _counted(self, function: Callable[[], T]) -> T:
+        try:
+            return function()
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class ChainRun:
+    """One streaming run of a chain: produced on a worker thread, consumed on the loop."""
+
+    def __init__(
+        self,
+        runnable: Runnable[dict[str, Any], str],
+        variables: dict[str, Any],
+        config: dict[str, Any],
+    ) -> None:
+        self.info = RunInfo()
+        self._runnable = runnable
+        self._variables = variables
+        self._config = self.info.config(config)
+        self._items: deque[str | _End] = deque()
+        self._lock = threading.Lock()
+        self._waiter: asyncio.Future[None] | None = None
+        self._cancelled = False
+        self._finished = False
+        self._error: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def start(self, workers: Workers) -> list[str]:
+        """Start the run and wait for its first chunks (empty: it finished with no output).
+
+        A failure before any output is raised here, so the caller can still send a status.
+        """
+        workers.run(self._produce)
+        while True:
+            chunks = self._take(await self._next_batch())
+            if chunks:
+                return chunks
+            if self._finished:
+                self._raise_error()
+                return []
+
+    async def rest(self) -> AsyncIterator[list[str]]:
+        """The chunks after :meth:`start`'s, in lists of all that arrived since the last.
+
+        A failure after the first chunk is raised once the chunks before it are delivered.
+        Leaving early (the client went away) cancels the run.
+        """
+        try:
+            while not self._finished:
+                chunks = self._take(await self._next_batch())
+                if chunks:
+                    yield chunks
+            self._raise_error()
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop reading from the model at its next chunk (the worker closes the stream)."""
+        self._cancelled = True
+
+    # -- worker thread ------------------------------------------------------------------------
+
+    def _produce(self) -> None:
+        error: BaseException | None = None
+        stream = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
+        try:
+            for chunk in stream:
+                if self._cancelled:
+                    break
+                if chunk:
+                    self._push(chunk)
+        except BaseException as exc:
+            error = exc
+        finally:
+            stream.close()  # closes botocore's HTTP response when we stop early
+        self._push(_End(error))
+
+    def _push(self, item: str | _End) -> None:
+        with self._lock:
+            self._items.append(item)
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            try:
+                self._loop.call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:  # the loop closed under us (shutdown): nobody is listening
+                self._cancelled = True
+
+    # -- event loop ---------------------------------------------------------------------------
+
+    async def _next_batch(self) -> list[str | _End]:
+        while True:
+            with self._lock:
+                if self._items:
+                    items = list(self._items)
+                    self._items.clear()
+                    return items
+                waiter = self._waiter = self._loop.create_future()
+            await waiter
+
+    def _take(self, items: list[str | _End]) -> list[str]:
+        chunks: list[str] = []
+        for item in items:
+            if isinstance(item, _End):
+                self._finished, self._error = True, item.error
+            else:
+                chunks.append(item)
+        return chunks
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,91 @@
+"""The wire formats of a streamed run, each encoded in one place.
+
+- text/plain (the default): the raw text, each chunk written as it arrives; a failure after
+  the first chunk ends the body with a line ``[error] <status>: <message>``.
+- text/event-stream (``Accept: text/event-stream``, and ``GET .../stream``): LangServe's
+  events — ``metadata`` ``{"run_id"}``, one ``data`` per JSON-encoded chunk, ``usage``, ``end``;
+  on failure ``error`` ``{"status_code", "message"}``.
+
+Chunks that arrived together are written together: one write, never held back for more.
+"""
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+from service.errors import ApiError
+from service.stream import ChainRun, RunInfo
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx and kin: do not buffer this response
+}
+
+
+class PlainText:
+    media_type = "text/plain; charset=utf-8"
+
+    def __init__(self) -> None:
+        self._at_line_start = True
+
+    def opening(self, info: RunInfo) -> bytes:
+        return b""
+
+    def chunks(self, chunks: list[str]) -> bytes:
+        text = "".join(chunks)
+        self._at_line_start = text.endswith("\n")
+        return text.encode()
+
+    def closing(self, info: RunInfo) -> bytes:
+        return b""
+
+    def error(self, error: ApiError) -> bytes:
+        newline = "" if self._at_line_start else "\n"
+        return f"{newline}[error] {error.status}: {error.message}\n".encode()
+
+
+class ServerSentEvents:
+    media_type = "text/event-stream; charset=utf-8"
+
+    def opening(self, info: RunInfo) -> bytes:
+        return _event("metadata", {"run_id": info.run_id})
+
+    def chunks(self, chunks: list[str]) -> bytes:
+        return "".join(f"event: data\ndata: {json.dumps(chunk)}\n\n" for chunk in chunks).encode()
+
+    def closing(self, info: RunInfo) -> bytes:
+        usage = {**info.usage.as_dict(), "latency_ms": info.latency_ms}
+        return _event("usage", usage) + b"event: end\n\n"
+
+    def error(self, error: ApiError) -> bytes:
+        return _event("error", {"status_code": error.status, "message": error.message})
+
+
+WireFormat = PlainText | ServerSentEvents
+
+
+def negotiate(accept: str | None) -> WireFormat:
+    """SSE when the client accepts ``text/event-stream``; plain text otherwise."""
+    if accept and "text/event-stream" in accept:
+        return ServerSentEvents()
+    return PlainText()
+
+
+async def encode(
+    run: ChainRun,
+    first: list[str],
+    wire: WireFormat,
+    describe: Callable[[BaseException], ApiError],
+) -> AsyncIterator[bytes]:
+    """The response body of a started run; ``describe`` maps (and logs) a mid-stream failure."""
+    yield wire.opening(run.info) + wire.chunks(first)
+    try:
+        async for chunks in run.rest():
+            yield wire.chunks(chunks)
+    except Exception as exc:
+        yield wire.error(describe(exc))
+        return
+    yield wire.closing(run.info)
+
+
+def _event(name: str, data: object) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
