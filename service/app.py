@@ -67,8 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContext)
     app.openapi = lambda: openapi.build(app, catalog)  # type: ignore[method-assign]
-    log.info("serving %d chains from %s: %s", len(catalog), settings.chains_dir,
-             ", ".join(chain.name for chain in catalog))
+    log.info(
+        "serving %d chains from %s: %s",
+        len(catalog),
+        settings.chains_dir,
+        ", ".join(chain.name for chain in catalog),
+    )
     return app
 
 
@@ -91,7 +95,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])} for e in exc.errors()
+        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])}
+        for e in exc.errors()
     ]
     message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return _render(request, errors.ApiError(422, message, code="invalid_input", errors=fields))

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--tokens-per-second", type=float, default=25, help="emulated output pace")
 
     validate = commands.add_parser("validate", help="check chain files; exit 1 on errors")
-    validate.add_argument("folder", nargs="?", type=Path, help="default: CHAINSERVE_CHAINS_DIR or chains")
+    validate.add_argument(
+        "folder", nargs="?", type=Path, help="default: CHAINSERVE_CHAINS_DIR or chains"
+    )
 
     emulator = commands.add_parser("emulator", help="run the Bedrock Runtime emulator")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -36,15 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     emulator.add_argument("--tokens-per-second", type=float, default=0, help="0 = no wait")
     emulator.add_argument("--reply-tokens", type=int, help="make every reply this many tokens")
     emulator.add_argument(
-        "--fault", action="append", default=[], metavar="KIND[:N]",
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:N]",
         help="fail every call, e.g. throttle, stream_error:3 (after 3 tokens), slow_first_token:5000",
     )
 
     commands.add_parser("schema", help="print the JSON Schema of chain files")
 
     args = parser.parse_args(argv)
-    command = {"serve": _serve, "dev": _dev, "validate": _validate, "emulator": _emulator,
-               "schema": _schema}[args.command]
+    command = {
+        "serve": _serve,
+        "dev": _dev,
+        "validate": _validate,
+        "emulator": _emulator,
+        "schema": _schema,
+    }[args.command]
     return command(args)
 
 
@@ -93,7 +103,7 @@ def _dev(args: argparse.Namespace) -> int:
         print(f"Bedrock emulator on {bedrock.url}", file=sys.stderr)
         print(
             f"Try: curl -N http://{args.host}:{args.port}/chains/summarize/stream "
-            "-H 'Content-Type: application/json' -d '{\"input\": {\"text\": \"Streams are fun.\"}}'",
+            '-H \'Content-Type: application/json\' -d \'{"input": {"text": "Streams are fun."}}\'',
             file=sys.stderr,
         )
         return _serve(args, bedrock_endpoint_url=bedrock.url, reload=True)

@@ -178,7 +178,9 @@ def _from_bedrock(exc: Any, model: str, retry_after: int) -> ApiError:
             f"model {model} was not found ({code}): {cause} — check model.id and model.region",
             code="model_not_found",
         )
-    return ApiError(502, f"Bedrock failed for model {model} ({code}): {cause}", code="bedrock_error")
+    return ApiError(
+        502, f"Bedrock failed for model {model} ({code}): {cause}", code="bedrock_error"
+    )
 
 
 def _redact(message: str) -> str:

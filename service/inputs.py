@@ -84,9 +84,7 @@ class ChainInputs:
     def __init__(self, spec: ChainSpec, max_input_length: int, max_batch_size: int) -> None:
         assert spec.name is not None
         title = "".join(part.title() for part in spec.name.replace("-", "_").split("_"))
-        fields = {
-            name: _field(item, max_input_length) for name, item in spec.inputs.items()
-        }
+        fields = {name: _field(item, max_input_length) for name, item in spec.inputs.items()}
         self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
             f"{title}Input", __config__=ConfigDict(extra="forbid"), **fields
         )

@@ -64,7 +64,10 @@ def load_folder(folder: Path) -> dict[str, ChainSpec]:
         if spec.name in chains:
             errors.append(
                 ChainFileError(
-                    path, 1, "name", f"chain {spec.name!r} is already defined in "
+                    path,
+                    1,
+                    "name",
+                    f"chain {spec.name!r} is already defined in "
                     f"{_display(origins[spec.name])}; chain names must be unique",
                 )
             )
@@ -114,7 +117,10 @@ def parse(text: str, path: Path) -> ChainSpec:
             raise ChainFileErrors(
                 [
                     ChainFileError(
-                        path, 1, "name", f"the file name {path.stem!r} is not a valid chain name "
+                        path,
+                        1,
+                        "name",
+                        f"the file name {path.stem!r} is not a valid chain name "
                         "(lowercase letters, digits, - and _); rename the file or set name:",
                     )
                 ]
@@ -138,7 +144,8 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
             if input_spec is not None and input_spec.type != "messages":
                 errors.append(
                     locate.error(
-                        where, f"placeholder {message.text!r} needs an input of type messages, "
+                        where,
+                        f"placeholder {message.text!r} needs an input of type messages, "
                         f"but inputs.{message.text} is {input_spec.type}",
                     )
                 )
@@ -147,13 +154,14 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
                 names = set(get_template_variables(message.text, _lc_format(spec)))
             except (ValueError, KeyError) as exc:
                 errors.append(locate.error(where, f"invalid {spec.prompt.format} template: {exc}"))
-                continue
+                return errors  # which inputs it uses is unknown: say nothing about unused ones
             errors.extend(_messages_inputs_in_text(spec, message, names, locate, where))
         for name in sorted(names - declared.keys()):
             hint = _did_you_mean(name, declared)
             errors.append(
                 locate.error(
-                    where, f"template uses {_show_var(spec, name)} but no input {name!r} is "
+                    where,
+                    f"template uses {_show_var(spec, name)} but no input {name!r} is "
                     f"declared{hint}; declare it under inputs or fix the name",
                 )
             )
@@ -161,7 +169,8 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
     for name in sorted(declared.keys() - used):
         errors.append(
             locate.error(
-                ("inputs", name), f"input {name!r} is declared but the prompt never uses it; "
+                ("inputs", name),
+                f"input {name!r} is declared but the prompt never uses it; "
                 f"use {_show_var(spec, name)} in a message or remove the input",
             )
         )
@@ -169,11 +178,16 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
 
 
 def _messages_inputs_in_text(
-    spec: ChainSpec, message: MessageSpec, names: set[str], locate: "_Locator", where: tuple[Any, ...]
+    spec: ChainSpec,
+    message: MessageSpec,
+    names: set[str],
+    locate: "_Locator",
+    where: tuple[Any, ...],
 ) -> list[ChainFileError]:
     return [
         locate.error(
-            where, f"input {name!r} is a list of messages; splice it in with "
+            where,
+            f"input {name!r} is a list of messages; splice it in with "
             f"'- placeholder: {name}' instead of {_show_var(spec, name)} in a {message.role} message",
         )
         for name in sorted(names)
@@ -209,14 +223,14 @@ class _Locator:
         self.root = root
 
     def error(self, loc: tuple[Any, ...], message: str) -> ChainFileError:
-        node, parts = self._walk(loc)
-        return ChainFileError(self.path, node.start_mark.line + 1, _dotted(parts), message)
+        line, parts = self._walk(loc)
+        return ChainFileError(self.path, line, _dotted(parts), message)
 
     def validation_error(self, error: Any) -> ChainFileError:
         loc = tuple(error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
-            parent, parts = self._walk(loc[:-1])
+            parent, parts = self._node(loc[:-1])
             key = loc[-1]
             line = self._key_line(parent, key)
             known = _fields_at(parts)
@@ -224,14 +238,11 @@ class _Locator:
                 self.path, line, _dotted(parts), f"unknown key {key!r}{_did_you_mean(key, known)}"
             )
         if kind == "missing":
-            node, parts = self._walk(loc[:-1])
-            return ChainFileError(
-                self.path, node.start_mark.line + 1, _dotted(parts),
-                f"missing required key {loc[-1]!r}",
-            )
-        node, parts = self._walk(loc)
+            line, parts = self._walk(loc[:-1])
+            return ChainFileError(self.path, line, _dotted(parts), f"missing required key {loc[-1]!r}")
+        line, parts = self._walk(loc)
         message = str(error["msg"]).removeprefix("Value error, ")
-        return ChainFileError(self.path, node.start_mark.line + 1, _dotted(parts), message)
+        return ChainFileError(self.path, line, _dotted(parts), message)
 
     def duplicate_keys(self) -> list[ChainFileError]:
         errors: list[ChainFileError] = []
@@ -244,7 +255,9 @@ class _Locator:
                     if key.value in seen:
                         errors.append(
                             ChainFileError(
-                                self.path, key.start_mark.line + 1, _dotted(parts),
+                                self.path,
+                                key.start_mark.line + 1,
+                                _dotted(parts),
                                 f"key {key.value!r} appears twice; keep one",
                             )
                         )
@@ -254,19 +267,28 @@ class _Locator:
                 stack.extend((item, (*parts, i)) for i, item in enumerate(node.value))
         return sorted(errors, key=lambda error: error.line)
 
-    def _walk(self, loc: tuple[Any, ...]) -> tuple[yaml.Node, tuple[Any, ...]]:
-        """The deepest node along ``loc`` and the part of ``loc`` that led there."""
-        node, parts = self.root, ()
+    def _walk(self, loc: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
+        """The line of the deepest node along ``loc`` (its key's line, for a mapping value)."""
+        node, parts, key = self._node(loc, with_key=True)
+        return int((key or node).start_mark.line) + 1, parts
+
+    def _node(self, loc: tuple[Any, ...], with_key: bool = False) -> Any:
+        """The deepest node along ``loc``, the part of ``loc`` that led there (and its key)."""
+        node: yaml.Node = self.root
+        key: yaml.Node | None = None
+        parts: tuple[Any, ...] = ()
         for part in loc:
             child = None
             if isinstance(node, yaml.MappingNode):
-                child = next((v for k, v in node.value if k.value == str(part)), None)
+                key, child = next(
+                    ((k, v) for k, v in node.value if k.value == str(part)), (None, None)
+                )
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                child = node.value[part] if part < len(node.value) else None
+                key, child = None, node.value[part] if part < len(node.value) else None
             if child is None:
                 break
             node, parts = child, (*parts, part)
-        return node, parts
+        return (node, parts, key) if with_key else (node, parts)
 
     @staticmethod
     def _key_line(mapping: yaml.Node, key: Any) -> int:

@@ -26,7 +26,9 @@ def build(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
     generic = {action: paths.pop(f"/chains/{{name}}/{action}", {}) for action in _PER_CHAIN}
     for chain in catalog:
         for action in _PER_CHAIN:
-            paths[f"/chains/{chain.name}/{action}"] = _describe(chain, action, generic[action], schemas)
+            paths[f"/chains/{chain.name}/{action}"] = _describe(
+                chain, action, generic[action], schemas
+            )
     app.state.openapi_cache = (catalog.version, document)
     return document
 
@@ -51,7 +53,9 @@ def _describe(
             operation["requestBody"] = {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
                 },
             }
         else:

@@ -84,7 +84,9 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
 async def stream(request: Request, name: str) -> StreamingResponse:
     chain = _catalog(request).get(name)
     variables, config = chain.inputs.parse_request(await _body(request))
-    return await _stream(request, chain, variables, config, wire.negotiate(request.headers.get("accept")))
+    return await _stream(
+        request, chain, variables, config, wire.negotiate(request.headers.get("accept"))
+    )
 
 
 @router.get(
@@ -153,8 +155,13 @@ def _log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
     usage = info.usage
     log.info(
         "%s chain=%s run_id=%s request_id=%s latency_ms=%d input_tokens=%d output_tokens=%d",
-        route, chain.name, info.run_id, _request_id(request), info.latency_ms,
-        usage.input_tokens, usage.output_tokens,
+        route,
+        chain.name,
+        info.run_id,
+        _request_id(request),
+        info.latency_ms,
+        usage.input_tokens,
+        usage.output_tokens,
     )
 
 

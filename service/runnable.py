@@ -90,7 +90,7 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
         )
     from langchain_aws import ChatBedrockConverse
 
-    return ChatBedrockConverse(  # type: ignore[no-any-return]
+    return ChatBedrockConverse(  # type: ignore[no-any-return, call-arg]
         model=model.id,
         client=client,
         region_name=client.meta.region_name,

@@ -94,9 +94,7 @@ class PromptSpec(Strict):
 
 class InputSpec(Strict):
     type: InputType = "string"
-    required: bool | None = Field(
-        None, description="Default: true unless a default is given."
-    )
+    required: bool | None = Field(None, description="Default: true unless a default is given.")
     default: Any = None
     description: str = ""
     enum: list[str | int | float] | None = Field(None, min_length=1)

@@ -185,7 +185,7 @@ class ChainRun:
 
     def _produce(self) -> None:
         error: BaseException | None = None
-        stream = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
+        stream: Any = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
         try:
             for chunk in stream:
                 if self._cancelled:

@@ -44,6 +44,7 @@ _STREAM_ERRORS = {
 }
 _STREAM_ERRORS_HTTP = {
     "stream_error": (424, "ModelErrorException", "The model failed (emulated)."),
+    "stream_corrupt": (500, "InternalServerException", "The model failed (emulated)."),
     "stream_throttle": (429, "ThrottlingException", "Too many tokens, please wait (emulated)."),
 }
 
@@ -231,7 +232,11 @@ def _converse_stream(
     def frames(token: str | None, started: float) -> list[bytes]:
         if token is None:
             return [eventstream.event("messageStart", {"role": "assistant"})]
-        return [eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}})]
+        return [
+            eventstream.event(
+                "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}}
+            )
+        ]
 
     def closing(started: float) -> list[bytes]:
         return [
@@ -258,7 +263,7 @@ def _invoke_stream(reply: Reply, call: Call, fault: Fault | None, state: Emulato
         if token is not None:
             delta = {"type": "text_delta", "text": token}
             return [chunk({"type": "content_block_delta", "index": 0, "delta": delta})]
-        message = {
+        message: dict[str, Any] = {
             "id": f"msg_emulator_{call.id}",
             "type": "message",
             "role": "assistant",
@@ -270,7 +275,13 @@ def _invoke_stream(reply: Reply, call: Call, fault: Fault | None, state: Emulato
         }
         return [
             chunk({"type": "message_start", "message": message}),
-            chunk({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            chunk(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                }
+            ),
         ]
 
     def closing(started: float) -> list[bytes]:
@@ -280,7 +291,10 @@ def _invoke_stream(reply: Reply, call: Call, fault: Fault | None, state: Emulato
             chunk(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
+                    "delta": {
+                        "stop_reason": reply.stop_reason,
+                        "stop_sequence": reply.stop_sequence,
+                    },
                     "usage": {"output_tokens": reply.output_tokens},
                 }
             ),
@@ -324,7 +338,11 @@ def _event_stream(
             for index, token in enumerate(reply.tokens):
                 if stream_fault is not None and index == stream_fault.after_chunks:
                     call.status = "failed"
-                    yield eventstream.exception(*_STREAM_ERRORS[stream_fault.kind])
+                    if stream_fault.kind == "stream_corrupt":
+                        frame = frames(token, started)[0]
+                        yield frame[:-1] + bytes([frame[-1] ^ 0xFF])  # break the message CRC
+                    else:
+                        yield eventstream.exception(*_STREAM_ERRORS[stream_fault.kind])
                     return
                 if index and gap:
                     await asyncio.sleep(gap)

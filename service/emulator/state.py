@@ -20,8 +20,9 @@ FaultKind = Literal[
     "slow_first_token",  # wait delay_ms before the first event
     "stream_error",  # modelStreamErrorException after after_chunks tokens
     "stream_throttle",  # throttlingException after after_chunks tokens
+    "stream_corrupt",  # a frame with a bad checksum after after_chunks tokens
 ]
-STREAM_FAULTS = ("stream_error", "stream_throttle")
+STREAM_FAULTS = ("stream_error", "stream_throttle", "stream_corrupt")
 
 
 class Pace(BaseModel):
