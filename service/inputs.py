@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from service import errors
 from service.spec import ChainSpec, InputSpec
@@ -63,11 +71,12 @@ class RunConfig(BaseModel):
         default_factory=dict, description="Accepted for LangServe clients; must be empty."
     )
 
-    @model_validator(mode="after")
-    def _nothing_configurable(self) -> "RunConfig":
-        if self.configurable:
+    @field_validator("configurable")
+    @classmethod
+    def _nothing_configurable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value:
             raise ValueError("chains have no configurable fields; send an empty object")
-        return self
+        return value
 
     def to_langchain(self) -> dict[str, Any]:
         config: dict[str, Any] = {"tags": self.tags, "metadata": self.metadata}

@@ -239,7 +239,9 @@ class _Locator:
             )
         if kind == "missing":
             line, parts = self._walk(loc[:-1])
-            return ChainFileError(self.path, line, _dotted(parts), f"missing required key {loc[-1]!r}")
+            return ChainFileError(
+                self.path, line, _dotted(parts), f"missing required key {loc[-1]!r}"
+            )
         line, parts = self._walk(loc)
         message = str(error["msg"]).removeprefix("Value error, ")
         return ChainFileError(self.path, line, _dotted(parts), message)

@@ -4,8 +4,11 @@ One boto3 ``bedrock-runtime`` client per region is shared by every chain: client
 thread-safe, and one connection pool sized to the service's concurrency serves all streams.
 """
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -18,6 +21,33 @@ from service.spec import ChainSpec
 
 DEFAULT_REGION = "us-east-1"
 _ROLE_TO_LANGCHAIN = {"system": "system", "user": "human", "assistant": "ai"}
+_STREAMING_OPERATIONS = ("ConverseStream", "InvokeModelWithResponseStream")
+
+# The botocore event streams opened by the current chain run (see ``opened_streams``).
+_opened: ContextVar[list[Any] | None] = ContextVar("chainserve_opened_streams", default=None)
+
+
+@contextlib.contextmanager
+def opened_streams() -> Iterator[list[Any]]:
+    """Collect the botocore event streams that Bedrock calls made inside the block open.
+
+    Why: closing a LangChain sync stream does not stop its model — LangChain catches
+    ``GeneratorExit`` and drains the upstream iterator — so a run that must stop early closes
+    botocore's stream (and with it the HTTP connection to Bedrock) itself.
+    """
+    opened: list[Any] = []
+    token = _opened.set(opened)
+    try:
+        yield opened
+    finally:
+        _opened.reset(token)
+
+
+def _remember_stream(parsed: dict[str, Any], **kwargs: Any) -> None:
+    opened = _opened.get()
+    stream = parsed.get("stream") or parsed.get("body")
+    if opened is not None and hasattr(stream, "close"):
+        opened.append(stream)
 
 
 class BedrockClients:
@@ -49,12 +79,15 @@ class BedrockClients:
             max_pool_connections=settings.max_concurrency,
             user_agent_appid="chainserve",
         )
-        return boto3.client(
+        client = boto3.client(
             "bedrock-runtime",
             region_name=region,
             endpoint_url=settings.bedrock_endpoint_url,
             config=config,
         )
+        for operation in _STREAMING_OPERATIONS:
+            client.meta.events.register(f"after-call.bedrock-runtime.{operation}", _remember_stream)
+        return client
 
 
 def build_prompt(spec: ChainSpec) -> ChatPromptTemplate:

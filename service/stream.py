@@ -26,6 +26,7 @@ from langchain_core.outputs import LLMResult
 from langchain_core.runnables import Runnable
 
 from service import errors
+from service.runnable import opened_streams
 
 T = TypeVar("T")
 
@@ -185,17 +186,24 @@ class ChainRun:
 
     def _produce(self) -> None:
         error: BaseException | None = None
-        stream: Any = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
-        try:
-            for chunk in stream:
-                if self._cancelled:
-                    break
-                if chunk:
-                    self._push(chunk)
-        except BaseException as exc:
-            error = exc
-        finally:
-            stream.close()  # closes botocore's HTTP response when we stop early
+        with opened_streams() as upstream:
+            stream: Any = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
+            try:
+                for chunk in stream:
+                    if self._cancelled:
+                        if not upstream:
+                            break
+                        # Stop Bedrock now: no further token is read. The chain's generators
+                        # then end on their own (closing them early would make LangChain drain
+                        # the model stream to its end).
+                        _close_quietly(upstream)
+                    elif chunk:
+                        self._push(chunk)
+            except BaseException as exc:
+                if not self._cancelled:
+                    error = exc
+            finally:
+                stream.close()
         self._push(_End(error))
 
     def _push(self, item: str | _End) -> None:
@@ -233,6 +241,14 @@ class ChainRun:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+
+def _close_quietly(streams: list[Any]) -> None:
+    for stream in streams:
+        try:
+            stream.close()
+        except Exception:
+            pass
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

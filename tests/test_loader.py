@@ -117,7 +117,9 @@ def test_message_with_two_roles(tmp_path: Path) -> None:
 def test_placeholder_needs_messages_input(tmp_path: Path) -> None:
     text = VALID.replace("    - system: Be brief.\n", "    - placeholder: text\n")
     [error] = errors_of(write(tmp_path, "p.yaml", text))
-    assert "p.yaml:8: prompt.messages[0]: placeholder 'text' needs an input of type messages" in error
+    assert (
+        "p.yaml:8: prompt.messages[0]: placeholder 'text' needs an input of type messages" in error
+    )
 
 
 def test_messages_input_used_as_text(tmp_path: Path) -> None:
@@ -140,7 +142,9 @@ def test_invalid_f_string(tmp_path: Path) -> None:
 
 
 def test_default_and_required_conflict(tmp_path: Path) -> None:
-    text = VALID.replace("    type: string\n", "    type: string\n    required: true\n    default: x\n")
+    text = VALID.replace(
+        "    type: string\n", "    type: string\n    required: true\n    default: x\n"
+    )
     [error] = errors_of(write(tmp_path, "c.yaml", text))
     assert "c.yaml:11: inputs.text: an input with a default is not required" in error
 

@@ -37,6 +37,10 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def _spaced(token: str, index: int) -> str:
+    return token if index == 0 or token[:1].isspace() else " " + token
+
+
 def transcript(model_id: str, system: list[str], turns: list[Turn]) -> str:
     lines = [f"[emulator] {model_id} received:"]
     lines += [f"system: {text}" for text in system]
@@ -57,7 +61,7 @@ def plan(
     text = transcript(model_id, system, turns)
     tokens = _TOKEN.findall(text)
     if reply_tokens is not None:
-        tokens = [tokens[i % len(tokens)] for i in range(reply_tokens)]
+        tokens = [_spaced(tokens[i % len(tokens)], i) for i in range(reply_tokens)]
         text = "".join(tokens)
     stop_reason, stop_sequence = "end_turn", None
     cut = min(((text.find(s), s) for s in stop if s and s in text), default=None)

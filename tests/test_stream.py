@@ -1,0 +1,122 @@
+"""Streaming over real HTTP: incremental delivery, both wire formats, EventSource, disconnects."""
+
+import time
+
+import httpx
+import pytest
+
+from service.background import BackgroundServer
+from service.emulator.server import Emulator
+from service.emulator.state import Pace
+from tests import sse
+
+BODY = {"input": {"text": "Streams are fun."}}
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def text_of(response: httpx.Response) -> str:
+    return "".join(data for name, data in sse.parse(response.text) if name == "data")
+
+
+def test_text_arrives_while_the_model_is_still_generating(
+    client: httpx.Client, bedrock: Emulator
+) -> None:
+    bedrock.state.pace = Pace(tokens_per_second=40, reply_tokens=40)  # about a second
+    pieces: list[str] = []
+    with client.stream("POST", "/chains/summarize/stream", json=BODY) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
+        assert "content-length" not in response.headers
+        assert "content-encoding" not in response.headers
+        for piece in response.iter_text():
+            if not pieces:
+                [call] = bedrock.state.calls
+                assert call.status == "running"
+                assert call.tokens_sent < call.tokens_planned
+            pieces.append(piece)
+    [call] = bedrock.state.calls
+    assert call.status == "completed"
+    assert len("".join(pieces).split()) == 40
+    assert len(pieces) > 10  # written as the tokens came, not at the end
+
+
+def test_text_matches_invoke(client: httpx.Client) -> None:
+    streamed = client.post("/chains/summarize/stream", json=BODY).text
+    invoked = client.post("/chains/summarize/invoke", json=BODY).json()["output"]
+    assert streamed == invoked
+
+
+def test_sse_format(client: httpx.Client, bedrock: Emulator) -> None:
+    bedrock.state.pace = Pace(reply_tokens=12)
+    response = client.post(
+        "/chains/summarize/stream", json=BODY, headers={"Accept": "text/event-stream"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.text.startswith('event: metadata\ndata: {"run_id": ')
+    events = sse.parse(response.text)
+    names = [name for name, _ in events]
+    assert names == ["metadata"] + ["data"] * 12 + ["usage", "end"]
+    assert events[0][1] == {"run_id": response.headers["x-run-id"]}
+    assert len("".join(data for name, data in events if name == "data").split()) == 12
+    usage = events[-2][1]
+    assert usage["output_tokens"] == 12
+    assert usage["total_tokens"] == usage["input_tokens"] + 12
+    assert usage["latency_ms"] >= 0
+
+
+def test_sse_for_eventsource_via_get(client: httpx.Client) -> None:
+    response = client.get("/chains/translate/stream", params={"text": "Hi", "language": "German"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse.parse(response.text)
+    text = "".join(data for name, data in events if name == "data")
+    assert "Translate into German." in text and text.endswith("user: Hi")
+    assert events[-1] == ("end", None)
+
+
+def test_get_converts_query_types_and_reports_bad_ones(client: httpx.Client) -> None:
+    ok = client.get("/chains/summarize/stream", params={"text": "Hi", "sentences": "2"})
+    assert "in 2 sentences" in text_of(ok)
+    bad = client.get("/chains/summarize/stream", params={"text": "Hi", "sentences": "two"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "input.sentences"
+    history = client.get(
+        "/chains/chat/stream",
+        params={
+            "question": "and?",
+            "history": '[{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"}]',
+        },
+    )
+    assert "user: first\nassistant: ok\nuser: and?" in text_of(history)
+
+
+def test_client_disconnect_stops_the_model_stream(
+    server: BackgroundServer, bedrock: Emulator
+) -> None:
+    bedrock.state.pace = Pace(tokens_per_second=20, reply_tokens=200)  # 10 s if left to run
+    received = 0
+    with httpx.Client(base_url=server.url) as http:  # noqa: SIM117
+        with http.stream("POST", "/chains/summarize/stream", json=BODY) as response:
+            for piece in response.iter_text():
+                received += len(piece.split())
+                if received >= 3:
+                    break  # leaving the block closes the connection
+    [call] = bedrock.state.calls
+    wait_for(lambda: call.status != "running", timeout=5)
+    assert call.status == "disconnected"
+    # The server stops within one chunk of noticing: a few tokens in flight, never the rest.
+    assert call.tokens_sent <= received + 3, (call.tokens_sent, received)
+    assert call.tokens_planned == 200
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "text/event-stream"])
+def test_empty_first_chunks_are_not_sent(client: httpx.Client, accept: str) -> None:
+    response = client.post("/chains/summarize/stream", json=BODY, headers={"Accept": accept})
+    assert 'data: ""' not in response.text
