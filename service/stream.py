@@ -12,6 +12,7 @@ read from Bedrock.
 """
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -245,10 +246,8 @@ class ChainRun:
 
 def _close_quietly(streams: list[Any]) -> None:
     for stream in streams:
-        try:
+        with contextlib.suppress(Exception):  # a stream cut short may complain; we are done
             stream.close()
-        except Exception:
-            pass
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
