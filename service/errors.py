@@ -122,6 +122,10 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError | None:
     from botocore import exceptions as boto
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+    # botocore wraps timeouts until the response starts; reads of a stream raise urllib3's.
+    timeouts = (boto.ReadTimeoutError, boto.ConnectTimeoutError, ReadTimeoutError, TimeoutError)
 
     name = type(exc).__name__
     if name == "BedrockContextOverflowError":
@@ -133,7 +137,7 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
         )
     if isinstance(exc, boto.ClientError):
         return _from_bedrock(exc, model, retry_after)
-    if isinstance(exc, boto.ReadTimeoutError | boto.ConnectTimeoutError):
+    if isinstance(exc, timeouts):
         return ApiError(504, f"model {model} did not answer in time", code="model_timeout")
     if isinstance(exc, boto.EndpointConnectionError):
         return ApiError(502, f"cannot reach Bedrock for model {model}", code="bedrock_unreachable")
@@ -143,7 +147,7 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
             f"no AWS credentials to call model {model}; configure the AWS environment",
             code="bedrock_credentials",
         )
-    if isinstance(exc, ConnectionError) and "Bedrock" in str(exc):
+    if isinstance(exc, ProtocolError) or (isinstance(exc, ConnectionError) and "Bedrock" in str(exc)):
         return ApiError(502, f"model {model}: {exc}", code="bedrock_stream_broken")
     return None
 

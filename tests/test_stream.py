@@ -1,27 +1,18 @@
 """Streaming over real HTTP: incremental delivery, both wire formats, EventSource, disconnects."""
 
-import time
-
 import httpx
 import pytest
 
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Pace
-from tests import sse
+from tests.helpers import parse_sse, wait_for
 
 BODY = {"input": {"text": "Streams are fun."}}
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def text_of(response: httpx.Response) -> str:
-    return "".join(data for name, data in sse.parse(response.text) if name == "data")
+    return "".join(data for name, data in parse_sse(response.text) if name == "data")
 
 
 def test_text_arrives_while_the_model_is_still_generating(
@@ -60,7 +51,7 @@ def test_sse_format(client: httpx.Client, bedrock: Emulator) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert response.text.startswith('event: metadata\ndata: {"run_id": ')
-    events = sse.parse(response.text)
+    events = parse_sse(response.text)
     names = [name for name, _ in events]
     assert names == ["metadata"] + ["data"] * 12 + ["usage", "end"]
     assert events[0][1] == {"run_id": response.headers["x-run-id"]}
@@ -75,7 +66,7 @@ def test_sse_for_eventsource_via_get(client: httpx.Client) -> None:
     response = client.get("/chains/translate/stream", params={"text": "Hi", "language": "German"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = sse.parse(response.text)
+    events = parse_sse(response.text)
     text = "".join(data for name, data in events if name == "data")
     assert "Translate into German." in text and text.endswith("user: Hi")
     assert events[-1] == ("end", None)
