@@ -147,7 +147,9 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
             f"no AWS credentials to call model {model}; configure the AWS environment",
             code="bedrock_credentials",
         )
-    if isinstance(exc, ProtocolError) or (isinstance(exc, ConnectionError) and "Bedrock" in str(exc)):
+    if isinstance(exc, ProtocolError) or (
+        isinstance(exc, ConnectionError) and "Bedrock" in str(exc)
+    ):
         return ApiError(502, f"model {model}: {exc}", code="bedrock_stream_broken")
     return None
 

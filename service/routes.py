@@ -18,7 +18,11 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["service"], summary="Readiness; never calls a model")
 async def healthz(request: Request) -> dict[str, Any]:
-    return {"status": "ok", "chains": len(_catalog(request)), "runs_active": _workers(request).active}
+    return {
+        "status": "ok",
+        "chains": len(_catalog(request)),
+        "runs_active": _workers(request).active,
+    }
 
 
 @router.get("/chains", tags=["chains"], summary="Every chain: name, description, inputs")

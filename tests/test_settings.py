@@ -1,0 +1,34 @@
+"""Settings come from CHAINSERVE_* environment variables."""
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+
+
+def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAINSERVE_CHAINS_DIR", "/srv/chains")
+    monkeypatch.setenv("CHAINSERVE_BEDROCK_ENDPOINT_URL", "http://127.0.0.1:4010")
+    monkeypatch.setenv("CHAINSERVE_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("CHAINSERVE_MAX_BODY_BYTES", "4096")
+    monkeypatch.setenv("CHAINSERVE_LOG_LEVEL", "debug")
+    settings = Settings()
+    assert settings.chains_dir == Path("/srv/chains")
+    assert settings.bedrock_endpoint_url == "http://127.0.0.1:4010"
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.max_body_bytes == 4096
+    assert settings.log_level == "debug"
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.chains_dir == Path("chains")
+    assert settings.bedrock_endpoint_url is None
+    assert settings.cors_origins == []
+
+
+def test_bad_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAINSERVE_MAX_CONCURRENCY", "0")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Settings()
