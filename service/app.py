@@ -111,13 +111,13 @@ async def _watch(settings: Settings, catalog: Catalog) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
+    """Our log lines go to stderr unless the host (a test runner, an app) set logging up."""
     logger = logging.getLogger("chainserve")
     logger.setLevel(settings.log_level.upper())
-    if not logger.handlers:
+    if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
 
 
 @cache

@@ -115,10 +115,10 @@ async def _stream(
     run = ChainRun(chain.runnable, variables, config)
     try:
         first = await run.start(_workers(request))
-    except (Exception, asyncio.CancelledError) as exc:
+    except asyncio.CancelledError:
         run.cancel()
-        if isinstance(exc, asyncio.CancelledError):
-            raise
+        raise
+    except Exception as exc:
         raise _failure(request, chain, exc) from None
 
     def describe(exc: BaseException) -> errors.ApiError:

@@ -149,3 +149,28 @@ def test_account_ids_are_redacted() -> None:
     )
     error = classify(exc, model_id=MODEL, retry_after=1)
     assert error.status == 502 and "123456789012" not in error.message
+
+
+def test_failures_are_logged_with_request_id(
+    client: httpx.Client, bedrock: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="chainserve")
+    bedrock.state.add_faults([Fault(kind="stream_error", after_chunks=2)])
+    response = post(client, "stream")
+    request_id = response.headers["x-request-id"]
+    [record] = [r for r in caplog.records if request_id in r.getMessage() and r.levelname != "INFO"]
+    assert record.levelname == "WARNING"
+    message = record.getMessage()
+    assert "chain=summarize" in message and "after_first_chunk=true" in message
+    assert "status=502" in message
+
+
+def test_unexpected_failures_log_the_traceback(
+    client: httpx.Client, bedrock: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    bedrock.state.add_faults([Fault(kind="stream_corrupt", after_chunks=0)])
+    response = post(client, "stream")
+    request_id = response.json()["request_id"]
+    [record] = [r for r in caplog.records if request_id in r.getMessage() and r.levelname != "INFO"]
+    assert record.levelname == "ERROR"
+    assert record.exc_info is not None and "Checksum" in type(record.exc_info[1]).__name__

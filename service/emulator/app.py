@@ -9,7 +9,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -69,7 +69,7 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
     def inference(
         operation: str,
         parse: Callable[[str, dict[str, Any], EmulatorState], Reply],
-        respond: Callable[[Reply, Call, Fault | None, EmulatorState], Response],
+        respond: Callable[[Reply, Call, Fault | None, EmulatorState], Awaitable[Response]],
     ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             model = request.path_params["model_id"]
@@ -84,7 +84,7 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
                 call.fault = fault.kind if fault else None
                 if fault and fault.kind in _ERRORS:
                     raise BedrockError(*_ERRORS[fault.kind])
-                return respond(reply, call, fault, state)
+                return await respond(reply, call, fault, state)
             except BedrockError as exc:
                 call.status = "failed"
                 return exc.response()
@@ -181,55 +181,53 @@ def _usage(reply: Reply) -> dict[str, int]:
     }
 
 
-def _converse(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
-    async def respond() -> Response:
-        started = time.monotonic()
-        await _first_token_wait(state.pace, fault)
-        if (stream_fault := _stream_fault(fault)) is not None:
-            raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
-        call.tokens_sent, call.status = reply.output_tokens, "completed"
-        return JSONResponse(
-            {
-                "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
-                "stopReason": reply.stop_reason,
-                "usage": _usage(reply),
-                "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-            }
-        )
-
-    return _Deferred(respond, call)
+async def _whole_reply(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> None:
+    """A non-streaming call: wait as the first token would, then fail or complete at once."""
+    await _first_token_wait(state.pace, fault)
+    if (stream_fault := _stream_fault(fault)) is not None:
+        raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
+    call.tokens_sent, call.status = reply.output_tokens, "completed"
 
 
-def _invoke(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
-    async def respond() -> Response:
-        await _first_token_wait(state.pace, fault)
-        if (stream_fault := _stream_fault(fault)) is not None:
-            raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
-        call.tokens_sent, call.status = reply.output_tokens, "completed"
-        return JSONResponse(
-            {
-                "id": f"msg_emulator_{call.id}",
-                "type": "message",
-                "role": "assistant",
-                "model": call.model,
-                "content": [{"type": "text", "text": reply.text}],
-                "stop_reason": reply.stop_reason,
-                "stop_sequence": reply.stop_sequence,
-                "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-            },
-            headers={
-                "X-Amzn-Bedrock-Input-Token-Count": str(reply.input_tokens),
-                "X-Amzn-Bedrock-Output-Token-Count": str(reply.output_tokens),
-            },
-        )
-
-    return _Deferred(respond, call)
-
-
-def _converse_stream(
+async def _converse(
     reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
 ) -> Response:
-    def frames(token: str | None, started: float) -> list[bytes]:
+    started = time.monotonic()
+    await _whole_reply(reply, call, fault, state)
+    return JSONResponse(
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
+            "stopReason": reply.stop_reason,
+            "usage": _usage(reply),
+            "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+        }
+    )
+
+
+async def _invoke(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
+    await _whole_reply(reply, call, fault, state)
+    return JSONResponse(
+        {
+            "id": f"msg_emulator_{call.id}",
+            "type": "message",
+            "role": "assistant",
+            "model": call.model,
+            "content": [{"type": "text", "text": reply.text}],
+            "stop_reason": reply.stop_reason,
+            "stop_sequence": reply.stop_sequence,
+            "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+        },
+        headers={
+            "X-Amzn-Bedrock-Input-Token-Count": str(reply.input_tokens),
+            "X-Amzn-Bedrock-Output-Token-Count": str(reply.output_tokens),
+        },
+    )
+
+
+async def _converse_stream(
+    reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
+) -> Response:
+    def frames(token: str | None) -> list[bytes]:
         if token is None:
             return [eventstream.event("messageStart", {"role": "assistant"})]
         return [
@@ -254,12 +252,14 @@ def _converse_stream(
     return _event_stream(reply, call, fault, state, frames, closing, {})
 
 
-def _invoke_stream(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
+async def _invoke_stream(
+    reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
+) -> Response:
     def chunk(payload: dict[str, Any]) -> bytes:
         raw = json.dumps(payload, separators=(",", ":")).encode()
         return eventstream.event("chunk", {"bytes": base64.b64encode(raw).decode()})
 
-    def frames(token: str | None, started: float) -> list[bytes]:
+    def frames(token: str | None) -> list[bytes]:
         if token is not None:
             delta = {"type": "text_delta", "text": token}
             return [chunk({"type": "content_block_delta", "index": 0, "delta": delta})]
@@ -320,7 +320,7 @@ def _event_stream(
     call: Call,
     fault: Fault | None,
     state: EmulatorState,
-    frames: Callable[[str | None, float], list[bytes]],
+    frames: Callable[[str | None], list[bytes]],
     closing: Callable[[float], list[bytes]],
     headers: dict[str, str],
 ) -> Response:
@@ -333,13 +333,13 @@ def _event_stream(
         started = time.monotonic()
         try:
             await _first_token_wait(pace, fault)
-            for frame in frames(None, started):
+            for frame in frames(None):
                 yield frame
             for index, token in enumerate(reply.tokens):
                 if stream_fault is not None and index == stream_fault.after_chunks:
                     call.status = "failed"
                     if stream_fault.kind == "stream_corrupt":
-                        frame = frames(token, started)[0]
+                        frame = frames(token)[0]
                         yield frame[:-1] + bytes([frame[-1] ^ 0xFF])  # break the message CRC
                     else:
                         yield eventstream.exception(*_STREAM_ERRORS[stream_fault.kind])
@@ -347,7 +347,7 @@ def _event_stream(
                 if index and gap:
                     await asyncio.sleep(gap)
                 call.tokens_sent += 1
-                for frame in frames(token, started):
+                for frame in frames(token):
                     yield frame
             for frame in closing(started):
                 yield frame
@@ -357,22 +357,6 @@ def _event_stream(
                 call.status = "disconnected"
 
     return StreamingResponse(body(), media_type=EVENTSTREAM, headers=headers)
-
-
-class _Deferred(Response):
-    """A response decided after an await (pacing) that may still turn into a Bedrock error."""
-
-    def __init__(self, make: Callable[[], Any], call: Call) -> None:
-        super().__init__()
-        self._make, self._call = make, call
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            response = await self._make()
-        except BedrockError as exc:
-            self._call.status = "failed"
-            response = exc.response()
-        await response(scope, receive, send)
 
 
 # -- control ----------------------------------------------------------------------------------
