@@ -54,7 +54,8 @@ class ServerSentEvents:
 
     def closing(self, info: RunInfo) -> bytes:
         usage = {**info.usage.as_dict(), "latency_ms": info.latency_ms}
-        return _event("usage", usage) + b"event: end\n\n"
+        # An empty data line: browsers' EventSource drops events that have no data at all.
+        return _event("usage", usage) + b"event: end\ndata: \n\n"
 
     def error(self, error: ApiError) -> bytes:
         return _event("error", {"status_code": error.status, "message": error.message})

@@ -186,3 +186,28 @@ def test_unsigned_requests_are_denied(bedrock: Emulator) -> None:
 def test_cli_fault_syntax() -> None:
     assert Fault.parse_cli("stream_error:3") == Fault(kind="stream_error", after_chunks=3, times=0)
     assert Fault.parse_cli("slow_first_token:500").delay_ms == 500
+
+
+def test_langchain_aws_models_with_endpoint_url(bedrock: Emulator) -> None:
+    """ChatBedrockConverse and ChatBedrock pointed at the emulator work unchanged."""
+    from langchain_aws import ChatBedrock, ChatBedrockConverse
+
+    converse = ChatBedrockConverse(
+        model=MODEL, endpoint_url=bedrock.url, region_name="us-east-1", max_tokens=50
+    )
+    invoke_api = ChatBedrock(
+        model_id=MODEL, endpoint_url=bedrock.url, region_name="us-east-1", max_tokens=50
+    )
+    for model in (converse, invoke_api):
+        chunks = list(model.stream("hello emulator"))
+        text = "".join(chunk.text for chunk in chunks)
+        assert text.endswith("user: hello emulator")
+        usage = sum(chunks[1:], chunks[0]).usage_metadata
+        assert usage is not None and usage["output_tokens"] == len(text.split())
+        assert model.invoke("hello emulator").text == text
+    assert [call.operation for call in bedrock.state.calls] == [
+        "converse-stream",
+        "converse",
+        "invoke-with-response-stream",
+        "invoke",
+    ]

@@ -174,3 +174,17 @@ def test_unexpected_failures_log_the_traceback(
     [record] = [r for r in caplog.records if request_id in r.getMessage() and r.levelname != "INFO"]
     assert record.levelname == "ERROR"
     assert record.exc_info is not None and "Checksum" in type(record.exc_info[1]).__name__
+
+
+def test_timeout_after_first_chunk_ends_in_band(make_server, bedrock: Emulator) -> None:
+    server = make_server(bedrock_read_timeout=0.3)
+    bedrock.state.add_faults([Fault(kind="stall", after_chunks=2, delay_ms=1500)])
+    response = httpx.post(
+        f"{server.url}/chains/summarize/stream",
+        json=BODY,
+        headers={"Accept": "text/event-stream"},
+        timeout=10,
+    )
+    events = parse_sse(response.text)
+    assert [name for name, _ in events] == ["metadata", "data", "data", "error"]
+    assert events[-1][1]["status_code"] == 504

@@ -337,13 +337,12 @@ def _event_stream(
                 yield frame
             for index, token in enumerate(reply.tokens):
                 if stream_fault is not None and index == stream_fault.after_chunks:
-                    call.status = "failed"
-                    if stream_fault.kind == "stream_corrupt":
-                        frame = frames(token)[0]
-                        yield frame[:-1] + bytes([frame[-1] ^ 0xFF])  # break the message CRC
+                    if stream_fault.kind == "stall":
+                        await asyncio.sleep(stream_fault.delay_ms / 1000)
                     else:
-                        yield eventstream.exception(*_STREAM_ERRORS[stream_fault.kind])
-                    return
+                        call.status = "failed"
+                        yield _failure_frame(stream_fault, frames(token)[0])
+                        return
                 if index and gap:
                     await asyncio.sleep(gap)
                 call.tokens_sent += 1
@@ -357,6 +356,13 @@ def _event_stream(
                 call.status = "disconnected"
 
     return StreamingResponse(body(), media_type=EVENTSTREAM, headers=headers)
+
+
+def _failure_frame(fault: Fault, next_frame: bytes) -> bytes:
+    """What a failing stream sends instead of its next frame."""
+    if fault.kind == "stream_corrupt":
+        return next_frame[:-1] + bytes([next_frame[-1] ^ 0xFF])  # breaks the message CRC
+    return eventstream.exception(*_STREAM_ERRORS[fault.kind])
 
 
 # -- control ----------------------------------------------------------------------------------

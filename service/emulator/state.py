@@ -21,8 +21,9 @@ FaultKind = Literal[
     "stream_error",  # modelStreamErrorException after after_chunks tokens
     "stream_throttle",  # throttlingException after after_chunks tokens
     "stream_corrupt",  # a frame with a bad checksum after after_chunks tokens
+    "stall",  # pause delay_ms after after_chunks tokens, then go on
 ]
-STREAM_FAULTS = ("stream_error", "stream_throttle", "stream_corrupt")
+STREAM_FAULTS = ("stream_error", "stream_throttle", "stream_corrupt", "stall")
 
 
 class Pace(BaseModel):
@@ -44,7 +45,7 @@ class Fault(BaseModel):
 
     kind: FaultKind
     after_chunks: int = Field(0, ge=0, description="Stream faults: tokens sent before failing.")
-    delay_ms: int = Field(0, ge=0, description="slow_first_token: the extra wait.")
+    delay_ms: int = Field(0, ge=0, description="slow_first_token and stall: the extra wait.")
     times: int = Field(1, ge=0, description="How many calls it hits; 0 = every call until cleared.")
     model: str | None = Field(None, description="Only calls for this model id.")
 
@@ -54,7 +55,10 @@ class Fault(BaseModel):
         kind, _, number = text.partition(":")
         value = int(number) if number else 0
         key = "delay_ms" if kind == "slow_first_token" else "after_chunks"
-        return cls.model_validate({"kind": kind, key: value, "times": 0})
+        fields = {"kind": kind, key: value, "times": 0}
+        if kind == "stall":
+            fields["delay_ms"] = 10_000
+        return cls.model_validate(fields)
 
 
 @dataclass
