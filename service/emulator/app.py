@@ -1,65 +1,23 @@
 """The emulator's HTTP app: Bedrock Runtime's four inference routes plus control routes.
 
 Requests are parsed as botocore sends them (Converse JSON; the Anthropic Messages body for
-InvokeModel), replies planned by :mod:`replies`, streamed in event-stream frames by
-:mod:`eventstream` at the configured pace, with faults injected on demand.
+InvokeModel), replies planned by :mod:`replies` and sent by :mod:`responses`, with the faults
+queued in :mod:`state`.
 """
 
-import asyncio
-import base64
-import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.emulator import eventstream
+from service.emulator import responses
 from service.emulator.replies import Reply, Turn, plan
-from service.emulator.state import STREAM_FAULTS, Call, EmulatorState, Fault, Pace
-
-EVENTSTREAM = "application/vnd.amazon.eventstream"
-
-# Fault kind → (HTTP status, Bedrock error code, message), as Bedrock answers them.
-_ERRORS: dict[str, tuple[int, str, str]] = {
-    "throttle": (429, "ThrottlingException", "Too many requests, please wait before trying again."),
-    "access_denied": (
-        403,
-        "AccessDeniedException",
-        "You don't have access to the model with the specified model ID.",
-    ),
-    "unknown_model": (400, "ValidationException", "The provided model identifier is invalid."),
-    "not_ready": (429, "ModelNotReadyException", "Model is not ready for inference."),
-    "unavailable": (503, "ServiceUnavailableException", "Service is unavailable."),
-    "model_timeout": (408, "ModelTimeoutException", "Model has timed out in processing."),
-}
-# In-stream fault kind → (exception event type, message); for non-streaming calls, an HTTP error.
-_STREAM_ERRORS = {
-    "stream_error": ("modelStreamErrorException", "The model stream failed (emulated)."),
-    "stream_throttle": ("throttlingException", "Too many tokens, please wait (emulated)."),
-}
-_STREAM_ERRORS_HTTP = {
-    "stream_error": (424, "ModelErrorException", "The model failed (emulated)."),
-    "stream_corrupt": (500, "InternalServerException", "The model failed (emulated)."),
-    "stream_throttle": (429, "ThrottlingException", "Too many tokens, please wait (emulated)."),
-}
-
-
-class BedrockError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def response(self) -> Response:
-        return JSONResponse(
-            {"message": self.message},
-            status_code=self.status,
-            headers={"x-amzn-ErrorType": f"{self.code}:http://internal.amazon.com/coral/"},
-        )
+from service.emulator.responses import BedrockError
+from service.emulator.state import Call, EmulatorState, Fault, Pace
 
 
 def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
@@ -82,8 +40,8 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
                 call.tokens_planned = reply.output_tokens
                 fault = state.take_fault(model)
                 call.fault = fault.kind if fault else None
-                if fault and fault.kind in _ERRORS:
-                    raise BedrockError(*_ERRORS[fault.kind])
+                if fault and fault.kind in responses.ERRORS:
+                    raise BedrockError(*responses.ERRORS[fault.kind])
                 return await respond(reply, call, fault, state)
             except BedrockError as exc:
                 call.status = "failed"
@@ -98,10 +56,10 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
     routes = [
         Route(f"/model/{{model_id:path}}/{name}", inference(name, parse, respond), methods=["POST"])
         for name, parse, respond in (
-            ("converse", _parse_converse, _converse),
-            ("converse-stream", _parse_converse, _converse_stream),
-            ("invoke", _parse_anthropic, _invoke),
-            ("invoke-with-response-stream", _parse_anthropic, _invoke_stream),
+            ("converse", _parse_converse, responses.converse),
+            ("converse-stream", _parse_converse, responses.converse_stream),
+            ("invoke", _parse_anthropic, responses.invoke),
+            ("invoke-with-response-stream", _parse_anthropic, responses.invoke_stream),
         )
     ]
     routes += _control_routes(state)
@@ -158,211 +116,6 @@ def _anthropic_text(content: str | list[dict[str, Any]]) -> str:
     if isinstance(content, str):
         return content
     return "".join(block.get("text", "") for block in content if block.get("type") == "text")
-
-
-# -- responses --------------------------------------------------------------------------------
-
-
-async def _first_token_wait(pace: Pace, fault: Fault | None) -> None:
-    delay = pace.ttft_ms + (fault.delay_ms if fault and fault.kind == "slow_first_token" else 0)
-    if delay:
-        await asyncio.sleep(delay / 1000)
-
-
-def _stream_fault(fault: Fault | None) -> Fault | None:
-    return fault if fault and fault.kind in STREAM_FAULTS else None
-
-
-def _usage(reply: Reply) -> dict[str, int]:
-    return {
-        "inputTokens": reply.input_tokens,
-        "outputTokens": reply.output_tokens,
-        "totalTokens": reply.input_tokens + reply.output_tokens,
-    }
-
-
-async def _whole_reply(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> None:
-    """A non-streaming call: wait as the first token would, then fail or complete at once."""
-    await _first_token_wait(state.pace, fault)
-    if (stream_fault := _stream_fault(fault)) is not None:
-        raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
-    call.tokens_sent, call.status = reply.output_tokens, "completed"
-
-
-async def _converse(
-    reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
-) -> Response:
-    started = time.monotonic()
-    await _whole_reply(reply, call, fault, state)
-    return JSONResponse(
-        {
-            "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
-            "stopReason": reply.stop_reason,
-            "usage": _usage(reply),
-            "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-        }
-    )
-
-
-async def _invoke(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
-    await _whole_reply(reply, call, fault, state)
-    return JSONResponse(
-        {
-            "id": f"msg_emulator_{call.id}",
-            "type": "message",
-            "role": "assistant",
-            "model": call.model,
-            "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": reply.stop_reason,
-            "stop_sequence": reply.stop_sequence,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-        },
-        headers={
-            "X-Amzn-Bedrock-Input-Token-Count": str(reply.input_tokens),
-            "X-Amzn-Bedrock-Output-Token-Count": str(reply.output_tokens),
-        },
-    )
-
-
-async def _converse_stream(
-    reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
-) -> Response:
-    def frames(token: str | None) -> list[bytes]:
-        if token is None:
-            return [eventstream.event("messageStart", {"role": "assistant"})]
-        return [
-            eventstream.event(
-                "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}}
-            )
-        ]
-
-    def closing(started: float) -> list[bytes]:
-        return [
-            eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
-            eventstream.event("messageStop", {"stopReason": reply.stop_reason}),
-            eventstream.event(
-                "metadata",
-                {
-                    "usage": _usage(reply),
-                    "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-                },
-            ),
-        ]
-
-    return _event_stream(reply, call, fault, state, frames, closing, {})
-
-
-async def _invoke_stream(
-    reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
-) -> Response:
-    def chunk(payload: dict[str, Any]) -> bytes:
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        return eventstream.event("chunk", {"bytes": base64.b64encode(raw).decode()})
-
-    def frames(token: str | None) -> list[bytes]:
-        if token is not None:
-            delta = {"type": "text_delta", "text": token}
-            return [chunk({"type": "content_block_delta", "index": 0, "delta": delta})]
-        message: dict[str, Any] = {
-            "id": f"msg_emulator_{call.id}",
-            "type": "message",
-            "role": "assistant",
-            "model": call.model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
-        }
-        return [
-            chunk({"type": "message_start", "message": message}),
-            chunk(
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                }
-            ),
-        ]
-
-    def closing(started: float) -> list[bytes]:
-        latency = int((time.monotonic() - started) * 1000)
-        return [
-            chunk({"type": "content_block_stop", "index": 0}),
-            chunk(
-                {
-                    "type": "message_delta",
-                    "delta": {
-                        "stop_reason": reply.stop_reason,
-                        "stop_sequence": reply.stop_sequence,
-                    },
-                    "usage": {"output_tokens": reply.output_tokens},
-                }
-            ),
-            chunk(
-                {
-                    "type": "message_stop",
-                    "amazon-bedrock-invocationMetrics": {
-                        "inputTokenCount": reply.input_tokens,
-                        "outputTokenCount": reply.output_tokens,
-                        "invocationLatency": latency,
-                        "firstByteLatency": latency,
-                    },
-                }
-            ),
-        ]
-
-    headers = {"X-Amzn-Bedrock-Content-Type": "application/json"}
-    return _event_stream(reply, call, fault, state, frames, closing, headers)
-
-
-def _event_stream(
-    reply: Reply,
-    call: Call,
-    fault: Fault | None,
-    state: EmulatorState,
-    frames: Callable[[str | None], list[bytes]],
-    closing: Callable[[float], list[bytes]],
-    headers: dict[str, str],
-) -> Response:
-    """Stream ``frames(None)`` (the opening), one ``frames(token)`` per token, then ``closing``."""
-    pace = state.pace
-    stream_fault = _stream_fault(fault)
-    gap = 1 / pace.tokens_per_second if pace.tokens_per_second else 0.0
-
-    async def body() -> AsyncIterator[bytes]:
-        started = time.monotonic()
-        try:
-            await _first_token_wait(pace, fault)
-            for frame in frames(None):
-                yield frame
-            for index, token in enumerate(reply.tokens):
-                if stream_fault is not None and index == stream_fault.after_chunks:
-                    if stream_fault.kind == "stall":
-                        await asyncio.sleep(stream_fault.delay_ms / 1000)
-                    else:
-                        call.status = "failed"
-                        yield _failure_frame(stream_fault, frames(token)[0])
-                        return
-                if index and gap:
-                    await asyncio.sleep(gap)
-                call.tokens_sent += 1
-                for frame in frames(token):
-                    yield frame
-            for frame in closing(started):
-                yield frame
-            call.status = "completed"
-        finally:
-            if call.status == "running":
-                call.status = "disconnected"
-
-    return StreamingResponse(body(), media_type=EVENTSTREAM, headers=headers)
-
-
-def _failure_frame(fault: Fault, next_frame: bytes) -> bytes:
-    """What a failing stream sends instead of its next frame."""
-    if fault.kind == "stream_corrupt":
-        return next_frame[:-1] + bytes([next_frame[-1] ^ 0xFF])  # breaks the message CRC
-    return eventstream.exception(*_STREAM_ERRORS[fault.kind])
 
 
 # -- control ----------------------------------------------------------------------------------
