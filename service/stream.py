@@ -1,14 +1,14 @@
 """Running a chain: the synchronous LangChain stream on a worker thread, handed to the loop.
 
 Why a thread: langchain-aws streams through boto3, which is synchronous. Iterating it on the
-event loop would block every other request; ``astream`` hops threads once per chunk and costs
-4–5× the CPU of ``stream`` (see DEVELOPERS.md). So each run iterates ``stream`` on its own
-worker thread and passes chunks to the loop through a deque, waking the loop only when it is
-waiting — chunks that arrive while it is busy are handed over together.
+event loop would block every other request, and ``astream`` hops threads once per chunk: here,
+``astream`` costs about 350 µs of CPU per chunk against 65 µs for ``stream``. So each run
+iterates ``stream`` on its own worker thread and passes chunks to the loop through a deque,
+waking the loop only when it is waiting — chunks that arrive while it is busy go together.
 
-Stopping: :meth:`ChainRun.cancel` (a client went away) makes the worker stop at its next
-chunk and close the stream, which closes botocore's HTTP response, so no further token is
-read from Bedrock.
+Stopping: :meth:`ChainRun.cancel` (the client went away) makes the worker, at its next chunk,
+close botocore's event stream and with it the HTTP connection to Bedrock, so no further token
+is read.
 """
 
 import asyncio
@@ -187,25 +187,26 @@ class ChainRun:
 
     def _produce(self) -> None:
         error: BaseException | None = None
-        with opened_streams() as upstream:
-            stream: Any = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
-            try:
-                for chunk in stream:
-                    if self._cancelled:
-                        if not upstream:
-                            break
-                        # Stop Bedrock now: no further token is read. The chain's generators
-                        # then end on their own (closing them early would make LangChain drain
-                        # the model stream to its end).
-                        _close_quietly(upstream)
-                    elif chunk:
-                        self._push(chunk)
-            except BaseException as exc:
-                if not self._cancelled:
-                    error = exc
-            finally:
-                stream.close()
-        self._push(_End(error))
+        try:
+            with opened_streams() as upstream:
+                stream: Any = self._runnable.stream(self._variables, self._config)  # type: ignore[arg-type]
+                try:
+                    for chunk in stream:
+                        if self._cancelled:
+                            if not upstream:
+                                break
+                            # Stop Bedrock now. The chain's generators then end on their own
+                            # (closing them early would make LangChain drain the model stream).
+                            _close_quietly(upstream)
+                        elif chunk:
+                            self._push(chunk)
+                finally:
+                    stream.close()
+        except BaseException as exc:
+            if not self._cancelled:  # a run cut short may fail on the way out; nobody listens
+                error = exc
+        finally:
+            self._push(_End(error))
 
     def _push(self, item: str | _End) -> None:
         with self._lock:
