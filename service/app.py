@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from service import __version__, errors, openapi, routes
+from service.auth import ApiKeyAuth, load_keys
 from service.catalog import Catalog
 from service.middleware import RequestContext
 from service.settings import Settings
@@ -57,6 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(errors.ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Starlette runs the last added outermost: request ids, then CORS (preflights carry no
+    # key, and a 401 needs CORS headers to be readable), then API keys.
+    keys = load_keys(settings)
+    if keys:
+        app.add_middleware(ApiKeyAuth, keys=keys)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -68,6 +68,7 @@ def _serve(args: argparse.Namespace, **overrides: object) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.auth import ApiKeysUnavailable
     from service.loader import ChainFileErrors
     from service.settings import Settings
 
@@ -76,7 +77,7 @@ def _serve(args: argparse.Namespace, **overrides: object) -> int:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     try:
         app = create_app(settings)
-    except ChainFileErrors as exc:
+    except (ChainFileErrors, ApiKeysUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 1
     uvicorn.run(

@@ -7,11 +7,10 @@ import json
 import logging
 import re
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import unexpected
+from service.errors import ApiError, unexpected
 
 log = logging.getLogger("chainserve")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -48,11 +47,14 @@ class RequestContext:
             log.exception("unexpected failure request_id=%s path=%s", request_id, scope.get("path"))
             if started:
                 raise
-            await _send_json(send_with_id, 500, unexpected().body(request_id))
+            await send_error(scope, send_with_id, unexpected())
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    raw = json.dumps(body).encode()
+async def send_error(scope: Scope, send: Send, error: ApiError) -> None:
+    """Send ``error`` as the JSON error body, from ASGI middleware (no app to raise into)."""
+    request_id = scope.get("state", {}).get("request_id")
+    raw = json.dumps(error.body(request_id)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})

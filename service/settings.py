@@ -7,7 +7,7 @@ environment (``AWS_REGION``, ``AWS_PROFILE``, the Lambda role …) and from chai
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,12 +51,21 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(2, ge=1)
     """``Retry-After`` sent with 429 and 503 when Bedrock gives none."""
 
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    """API keys clients must send (x-api-key or Authorization: Bearer); comma-separated."""
+
+    api_keys_ssm_parameter: str | None = None
+    """Name of an SSM parameter (SecureString) holding API keys; read once at start-up."""
+
+    api_keys_secret_id: str | None = None
+    """Name or ARN of a Secrets Manager secret holding API keys; read once at start-up."""
+
     reload: bool = False
     """Watch ``chains_dir`` and reload chain files when they change (``chainserve dev``)."""
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "api_keys", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value

@@ -1,0 +1,93 @@
+"""API-key authentication, for a Lambda Function URL with ``AuthType: NONE``.
+
+Keys come from ``CHAINSERVE_API_KEYS``, or from an SSM Parameter Store parameter or a Secrets
+Manager secret named in the settings, resolved once at start-up and kept in memory. A request
+sends one as ``x-api-key: KEY`` or ``Authorization: Bearer KEY``; every route but the health
+check needs it. Keys are compared in constant time and never logged.
+"""
+
+import hmac
+import json
+from typing import Any
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.errors import ApiError
+from service.middleware import send_error
+from service.settings import Settings
+
+EXEMPT_PATHS = frozenset({"/healthz"})
+
+
+class ApiKeysUnavailable(RuntimeError):
+    """The configured key store could not be read: the service must not start open."""
+
+
+def load_keys(settings: Settings) -> list[SecretStr]:
+    """Every configured key; reads SSM / Secrets Manager when their names are set."""
+    keys = list(settings.api_keys)
+    if name := settings.api_keys_ssm_parameter:
+        value = _read("ssm", name, lambda c: c.get_parameter(Name=name, WithDecryption=True))
+        keys += _split(value["Parameter"]["Value"])
+    if name := settings.api_keys_secret_id:
+        value = _read("secretsmanager", name, lambda c: c.get_secret_value(SecretId=name))
+        keys += _split(value["SecretString"])
+    return keys
+
+
+def _read(service: str, name: str, call: Any) -> Any:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return call(boto3.client(service))
+    except (BotoCoreError, ClientError) as exc:
+        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+        raise ApiKeysUnavailable(f"cannot read API keys from {service} {name!r}: {code}") from None
+
+
+def _split(value: str) -> list[SecretStr]:
+    """Keys stored as a JSON list, or separated by commas or newlines."""
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value.replace("\n", ",").split(",")
+    if isinstance(parsed, str):
+        parsed = [parsed]
+    return [SecretStr(str(key).strip()) for key in parsed if str(key).strip()]
+
+
+class ApiKeyAuth:
+    """Refuses requests without a valid key with 401; lets the health check through."""
+
+    def __init__(self, app: ASGIApp, keys: list[SecretStr]) -> None:
+        self.app = app
+        self._keys = [key.get_secret_value().encode() for key in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        error = ApiError(
+            401,
+            "missing or invalid API key; send it as 'x-api-key: KEY' or "
+            "'Authorization: Bearer KEY'",
+            code="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="chainserve"'},
+        )
+        await send_error(scope, send, error)
+
+    def _allowed(self, scope: Scope) -> bool:
+        given = _presented_key(scope)
+        # Compare with every key, always: the time taken says nothing about which matched.
+        matches = [hmac.compare_digest(given, key) for key in self._keys]
+        return bool(given) and any(matches)
+
+
+def _presented_key(scope: Scope) -> bytes:
+    headers = dict(scope["headers"])
+    if key := headers.get(b"x-api-key"):
+        return bytes(key)
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""

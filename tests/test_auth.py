@@ -1,0 +1,155 @@
+"""API keys: accepted, refused, and never leaked. SSM and Secrets Manager run as moto's server
+on loopback (no real AWS can be reached here); boto3 reaches it through the standard
+AWS_ENDPOINT_URL_* variables, so the production code path is unchanged."""
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import httpx
+import pytest
+from langserve import RemoteRunnable
+
+from service.app import create_app
+from service.auth import ApiKeysUnavailable
+from service.background import BackgroundServer
+from service.settings import Settings
+from tests.conftest import ServerFactory
+
+KEY, OTHER_KEY = "sk-test-7f3a9c1e5b", "sk-test-2d8e4f6a0c"
+BODY = {"input": {"text": "x"}}
+
+
+@pytest.fixture(scope="module")
+def guarded(make_server: ServerFactory) -> BackgroundServer:
+    return make_server(api_keys=f"{KEY},{OTHER_KEY}", cors_origins="https://app.example")
+
+
+def test_requests_without_a_key_are_refused(guarded: BackgroundServer) -> None:
+    for method, path in [
+        ("POST", "/chains/summarize/invoke"),
+        ("POST", "/chains/summarize/stream"),
+        ("GET", "/chains"),
+        ("GET", "/chains/summarize/stream?text=x"),
+        ("GET", "/openapi.json"),
+    ]:
+        response = httpx.request(method, f"{guarded.url}{path}", json=BODY)
+        assert response.status_code == 401, path
+        body = response.json()
+        assert body["code"] == "unauthorized" and "x-api-key" in body["message"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_wrong_keys_are_refused(guarded: BackgroundServer) -> None:
+    for headers in [
+        {"x-api-key": "nope"},
+        {"Authorization": f"Bearer {KEY}x"},
+        {"Authorization": f"Basic {KEY}"},
+        {"x-api-key": ""},
+    ]:
+        response = httpx.post(f"{guarded.url}/chains/summarize/invoke", json=BODY, headers=headers)
+        assert response.status_code == 401, headers
+
+
+@pytest.mark.parametrize("headers", [{"x-api-key": KEY}, {"Authorization": f"Bearer {OTHER_KEY}"}])
+def test_valid_keys_are_accepted(guarded: BackgroundServer, headers: dict[str, str]) -> None:
+    response = httpx.post(f"{guarded.url}/chains/summarize/stream", json=BODY, headers=headers)
+    assert response.status_code == 200
+    assert response.text.endswith("x")
+
+
+def test_health_check_needs_no_key(guarded: BackgroundServer) -> None:
+    assert httpx.get(f"{guarded.url}/healthz").status_code == 200
+
+
+def test_cors_preflight_needs_no_key(guarded: BackgroundServer) -> None:
+    response = httpx.options(
+        f"{guarded.url}/chains/summarize/stream",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key,content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_remote_runnable_with_a_key(guarded: BackgroundServer) -> None:
+    chain = RemoteRunnable(f"{guarded.url}/chains/summarize", headers={"x-api-key": KEY})
+    assert chain.invoke({"text": "hi"}).endswith("hi")
+    assert "".join(chain.stream({"text": "hi"})).endswith("hi")
+
+
+def test_keys_never_leak(guarded: BackgroundServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    seen = []
+    for headers in [
+        {"x-api-key": KEY},
+        {"x-api-key": KEY + "0"},
+        {"Authorization": f"Bearer {KEY}"},
+    ]:
+        for path in ("/chains/summarize/invoke", "/chains/nope/invoke"):
+            response = httpx.post(f"{guarded.url}{path}", json=BODY, headers=headers)
+            seen.append(response.text + json.dumps(dict(response.headers)))
+    seen.append(caplog.text)
+    seen.append(repr(Settings(api_keys=f"{KEY},{OTHER_KEY}")))
+    seen.append(str(Settings(api_keys=KEY).model_dump()))
+    for text in seen:
+        assert KEY not in text and OTHER_KEY not in text
+
+
+@pytest.fixture(scope="module")
+def aws_services(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    monkeypatch_module.setenv("AWS_ENDPOINT_URL_SSM", url)
+    monkeypatch_module.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_keys_from_ssm_parameter(aws_services: str, chains_dir, bedrock) -> None:
+    boto3.client("ssm").put_parameter(
+        Name="/chainserve/api-keys", Value=f"{KEY}\n{OTHER_KEY}", Type="SecureString"
+    )
+    settings = Settings(
+        chains_dir=chains_dir,
+        bedrock_endpoint_url=bedrock.url,
+        api_keys_ssm_parameter="/chainserve/api-keys",
+    )
+    with BackgroundServer(create_app(settings)) as server:
+        url = f"{server.url}/chains/summarize/invoke"
+        assert httpx.post(url, json=BODY).status_code == 401
+        assert httpx.post(url, json=BODY, headers={"x-api-key": OTHER_KEY}).status_code == 200
+
+
+def test_keys_from_secrets_manager(aws_services: str, chains_dir, bedrock) -> None:
+    boto3.client("secretsmanager").create_secret(
+        Name="chainserve-api-keys", SecretString=json.dumps([KEY])
+    )
+    settings = Settings(
+        chains_dir=chains_dir,
+        bedrock_endpoint_url=bedrock.url,
+        api_keys_secret_id="chainserve-api-keys",
+    )
+    with BackgroundServer(create_app(settings)) as server:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        url = f"{server.url}/chains/summarize/invoke"
+        assert httpx.post(url, json=BODY, headers=headers).status_code == 200
+
+
+def test_missing_key_store_stops_start_up(aws_services: str, chains_dir) -> None:
+    settings = Settings(chains_dir=chains_dir, api_keys_ssm_parameter="/does/not/exist")
+    with pytest.raises(ApiKeysUnavailable, match="'/does/not/exist': ParameterNotFound"):
+        create_app(settings)
