@@ -47,6 +47,21 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("schema", help="print the JSON Schema of chain files")
 
+    commands.add_parser(
+        "package", help="build the Lambda zip (see chainserve package --help)", add_help=False
+    )
+    models = commands.add_parser("models", help="the Bedrock models the chains use")
+    models.add_argument("folder", nargs="?", type=Path, help="default: chains")
+    models.add_argument(
+        "--arns", action="store_true", help="as IAM resource ARNs, comma-separated (ModelArns)"
+    )
+
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["package"]:  # its own parser: it also runs without the app's dependencies
+        from service.package import main as package
+
+        return package(argv[1:])
     args = parser.parse_args(argv)
     command = {
         "serve": _serve,
@@ -54,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "validate": _validate,
         "emulator": _emulator,
         "schema": _schema,
+        "models": _models,
     }[args.command]
     return command(args)
 
@@ -151,4 +167,22 @@ def _schema(args: argparse.Namespace) -> int:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "chainserve chain file"
     print(json.dumps(schema, indent=2))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from service.loader import ChainFileErrors, load_folder
+    from service.settings import Settings
+
+    try:
+        chains = load_folder(args.folder or Settings().chains_dir)
+    except ChainFileErrors as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.arns:
+        arns = {arn: None for spec in chains.values() for arn in spec.model.iam_resources()}
+        print(",".join(arns))
+    else:
+        for name, spec in chains.items():
+            print(f"{name}\t{spec.model.provider}\t{spec.model.id}")
     return 0

@@ -51,23 +51,28 @@ def _remember_stream(parsed: dict[str, Any], **kwargs: Any) -> None:
 
 
 class BedrockClients:
-    """boto3 Bedrock Runtime clients, one per region, configured from the settings."""
+    """boto3 Bedrock clients, one per (service, region), configured from the settings.
+
+    ``bedrock-runtime`` runs the models; ``bedrock`` (control plane) is what langchain-aws
+    asks for to resolve application inference profiles — shared too, or every chain would
+    build its own.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, region: str | None) -> Any:
+    def get(self, region: str | None, service: str = "bedrock-runtime") -> Any:
         region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         region = region or DEFAULT_REGION
         with self._lock:
-            client = self._clients.get(region)
+            client = self._clients.get((service, region))
             if client is None:
-                client = self._clients[region] = self._create(region)
+                client = self._clients[service, region] = self._create(service, region)
         return client
 
-    def _create(self, region: str) -> Any:
+    def _create(self, service: str, region: str) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -80,7 +85,7 @@ class BedrockClients:
             user_agent_appid="chainserve",
         )
         client = boto3.client(
-            "bedrock-runtime",
+            service,
             region_name=region,
             endpoint_url=settings.bedrock_endpoint_url,
             config=config,
@@ -105,6 +110,7 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
     model = spec.model
     params = model.params
     client = clients.get(model.region)
+    shared = {"client": client, "bedrock_client": clients.get(model.region, "bedrock")}
     if model.provider == "bedrock":
         from langchain_aws import ChatBedrock
 
@@ -115,7 +121,7 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
             kwargs["stop_sequences"] = params.stop
         return ChatBedrock(  # type: ignore[no-any-return]
             model_id=model.id,
-            client=client,
+            **shared,
             region_name=client.meta.region_name,
             temperature=params.temperature,
             max_tokens=params.max_tokens,
@@ -125,7 +131,7 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
 
     return ChatBedrockConverse(  # type: ignore[no-any-return, call-arg]
         model=model.id,
-        client=client,
+        **shared,
         region_name=client.meta.region_name,
         temperature=params.temperature,
         max_tokens=params.max_tokens,

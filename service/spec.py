@@ -13,6 +13,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 InputType = Literal["string", "integer", "number", "boolean", "messages"]
 ROLES = ("system", "user", "assistant")
 _NEEDS_DEFAULT = ("integer", "number", "boolean")
+_INFERENCE_PROFILE_GEOS = ("us", "eu", "apac", "jp", "au", "ca", "us-gov", "global")
 
 
 class Strict(BaseModel):
@@ -37,6 +38,23 @@ class ModelSpec(Strict):
     id: str = Field(min_length=1, description="Bedrock model id or inference profile id/ARN.")
     region: str | None = Field(None, description="AWS region; default: AWS_REGION.")
     params: ModelParams = Field(default_factory=ModelParams)
+
+    def iam_resources(self) -> list[str]:
+        """The ARNs IAM must allow ``bedrock:InvokeModel*`` on for this model.
+
+        A cross-region inference profile (``us.anthropic...``) needs the profile and its
+        foundation model in every region it routes to; a foundation model, only itself.
+        """
+        if self.id.startswith("arn:"):
+            return [self.id]
+        region = self.region or "*"
+        geo, _, base = self.id.partition(".")
+        if geo in _INFERENCE_PROFILE_GEOS and base:
+            return [
+                f"arn:aws:bedrock:{region}:*:inference-profile/{self.id}",
+                f"arn:aws:bedrock:*::foundation-model/{base}",
+            ]
+        return [f"arn:aws:bedrock:{region}::foundation-model/{self.id}"]
 
 
 class MessageSpec(Strict):
