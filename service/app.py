@@ -113,7 +113,10 @@ async def _watch(settings: Settings, catalog: Catalog) -> None:
     from watchfiles import awatch
 
     async for _ in awatch(settings.chains_dir):
-        await asyncio.to_thread(catalog.reload)
+        try:
+            await asyncio.to_thread(catalog.reload)
+        except Exception:  # keep watching: the next save may fix it
+            log.exception("reloading chains failed; keeping the previous chains")
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -12,7 +12,7 @@ from langchain_core.runnables import Runnable
 
 from service import errors
 from service.inputs import ChainInputs
-from service.loader import ChainFileErrors, load_folder
+from service.loader import ChainFileError, ChainFileErrors, load_folder
 from service.runnable import BedrockClients, build_runnable
 from service.settings import Settings
 from service.spec import ChainSpec
@@ -57,7 +57,16 @@ class Catalog:
     def load(self) -> None:
         """Load every chain file; raises :class:`ChainFileErrors` and keeps the old chains."""
         specs = load_folder(self._settings.chains_dir)
-        self._chains = {name: self._build(spec) for name, spec in specs.items()}
+        chains, problems = {}, []
+        for name, spec in specs.items():
+            try:
+                chains[name] = self._build(spec)
+            except Exception as exc:  # langchain-aws and botocore check models as they build
+                path, line = spec._source
+                problems.append(ChainFileError(path, line, "model", f"cannot build: {exc}"))
+        if problems:
+            raise ChainFileErrors(problems)
+        self._chains = chains
         self.version += 1
 
     def reload(self) -> bool:

@@ -127,16 +127,20 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from service.loader import ChainFileErrors, load_folder
+    from service.catalog import Catalog
+    from service.loader import ChainFileErrors
     from service.settings import Settings
 
-    folder = args.folder or Settings().chains_dir
+    settings = Settings()
+    folder = args.folder or settings.chains_dir
+    catalog = Catalog(settings.model_copy(update={"chains_dir": folder}))
     try:
-        chains = load_folder(folder)
+        catalog.load()  # builds each chain's model too, as the server will
     except ChainFileErrors as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{folder}: {len(chains)} chains OK ({', '.join(chains)})")
+    names = [chain.name for chain in catalog]
+    print(f"{folder}: {len(names)} chains OK ({', '.join(names)})")
     return 0
 
 

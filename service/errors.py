@@ -141,7 +141,16 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
         return ApiError(504, f"model {model} did not answer in time", code="model_timeout")
     if isinstance(exc, boto.EndpointConnectionError):
         return ApiError(502, f"cannot reach Bedrock for model {model}", code="bedrock_unreachable")
-    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
+    if isinstance(exc, boto.HTTPClientError | boto.ConnectionError | boto.ResponseStreamingError):
+        return ApiError(
+            502, f"the connection to Bedrock failed for model {model}", code="bedrock_connection"
+        )
+    credentials = (
+        boto.NoCredentialsError,
+        boto.PartialCredentialsError,
+        boto.CredentialRetrievalError,
+    )
+    if isinstance(exc, credentials):
         return ApiError(
             502,
             f"no AWS credentials to call model {model}; configure the AWS environment",

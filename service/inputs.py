@@ -84,6 +84,8 @@ class RunConfig(BaseModel):
             config["run_name"] = self.run_name
         if self.max_concurrency:
             config["max_concurrency"] = self.max_concurrency
+        if self.recursion_limit:
+            config["recursion_limit"] = self.recursion_limit
         return config
 
 
@@ -92,20 +94,21 @@ class ChainInputs:
 
     def __init__(self, spec: ChainSpec, max_input_length: int, max_batch_size: int) -> None:
         assert spec.name is not None
-        title = "".join(part.title() for part in spec.name.replace("-", "_").split("_"))
+        # Named after the chain as it is (a-b and a_b are two chains): also the OpenAPI names.
+        title = spec.name
         fields = {name: _field(item, max_input_length) for name, item in spec.inputs.items()}
         self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-            f"{title}Input", __config__=ConfigDict(extra="forbid"), **fields
+            f"{title}_Input", __config__=ConfigDict(extra="forbid"), **fields
         )
         self.request_model: type[BaseModel] = create_model(
-            f"{title}Request",
+            f"{title}_Request",
             __config__=ConfigDict(extra="forbid"),
             input=(self.model, ...),
             config=(RunConfig, Field(default_factory=RunConfig)),
             kwargs=(dict[str, Any], Field(default_factory=dict, max_length=0)),
         )
         self.batch_model: type[BaseModel] = create_model(
-            f"{title}BatchRequest",
+            f"{title}_BatchRequest",
             __config__=ConfigDict(extra="forbid"),
             inputs=(list[self.model], Field(min_length=1, max_length=max_batch_size)),  # type: ignore[name-defined]
             config=(RunConfig | list[RunConfig], Field(default_factory=RunConfig)),
@@ -149,10 +152,12 @@ class ChainInputs:
             if spec is not None and spec.type == "messages":
                 try:
                     data[name] = json.loads(value)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):
                     raise errors.bad_request(
                         f"input.{name}", "a messages input in a query string is a JSON list"
                     ) from None
+            elif spec is not None and spec.type in _NUMBERS and spec.enum is not None:
+                data[name] = _number(value, _NUMBERS[spec.type])  # enums match values, not text
             else:
                 data[name] = value
         try:
@@ -169,6 +174,16 @@ class ChainInputs:
                 value = [m.to_langchain() if isinstance(m, ChatMessage) else m for m in value]
             variables[name] = value
         return variables
+
+
+_NUMBERS: dict[str, type] = {"integer": int, "number": float}
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        return text  # validation names the field and the expected type
 
 
 def _field(spec: InputSpec, max_input_length: int) -> tuple[Any, Any]:

@@ -128,6 +128,7 @@ def parse(text: str, path: Path) -> ChainSpec:
     errors = check_variables(spec, locate)
     if errors:
         raise ChainFileErrors(errors)
+    spec._source = (path, locate.error(("model",), "").line)
     return spec
 
 

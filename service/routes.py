@@ -55,11 +55,17 @@ async def invoke(request: Request, name: str) -> dict[str, Any]:
 async def batch(request: Request, name: str) -> dict[str, Any]:
     chain = _catalog(request).get(name)
     many, configs = chain.inputs.parse_batch(await _body(request))
+    # LangChain runs a batch on max_concurrency threads of its own: each holds a slot.
+    at_once = min(len(many), configs[0].get("max_concurrency") or len(many))
     infos = [RunInfo() for _ in many]
-    run_configs = [info.config(config) for info, config in zip(infos, configs, strict=True)]
+    run_configs = [
+        {**info.config(config), "max_concurrency": at_once}
+        for info, config in zip(infos, configs, strict=True)
+    ]
     try:
         outputs = await _workers(request).run(
-            lambda: chain.runnable.batch(many, run_configs)  # type: ignore[arg-type]
+            lambda: chain.runnable.batch(many, run_configs),  # type: ignore[arg-type]
+            slots=at_once,
         )
     except Exception as exc:
         raise _failure(request, chain, exc) from None
@@ -130,7 +136,27 @@ async def _stream(
         _log_run(request, chain, run.info, "stream")
 
     headers = {**wire.STREAM_HEADERS, "X-Run-Id": run.info.run_id}
-    return StreamingResponse(body(), media_type=fmt.media_type, headers=headers)
+    return RunResponse(run, body(), media_type=fmt.media_type, headers=headers)
+
+
+class RunResponse(StreamingResponse):
+    """A streamed run that always ends with the response, however the response ends.
+
+    When the client goes away, Starlette cancels the pending ``send``, not the body's
+    generator; left alone, that generator (and with it the run) would only be closed by
+    the garbage collector. So the run is cancelled and the body closed here, at once.
+    """
+
+    def __init__(self, run: ChainRun, content: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._run = run
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._run.cancel()
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 
 def _metadata(chain: Chain, info: RunInfo) -> dict[str, Any]:

@@ -6,6 +6,7 @@ thread-safe, and one connection pool sized to the service's concurrency serves a
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -21,6 +22,8 @@ from service.spec import ChainSpec
 
 DEFAULT_REGION = "us-east-1"
 _ROLE_TO_LANGCHAIN = {"system": "system", "user": "human", "assistant": "ai"}
+# A mustache variable tag, {{name}}: not a section, comment, partial or already unescaped tag.
+_MUSTACHE_VARIABLE = re.compile(r"(?<!\{)\{\{\s*([^#^/!>&{}\s][^{}]*?)\s*\}\}(?!\})")
 _STREAMING_OPERATIONS = ("ConverseStream", "InvokeModelWithResponseStream")
 
 # The botocore event streams opened by the current chain run (see ``opened_streams``).
@@ -102,7 +105,12 @@ def build_prompt(spec: ChainSpec) -> ChatPromptTemplate:
             history = spec.inputs[message.text]
             parts.append(MessagesPlaceholder(message.text, optional=not history.is_required))
         else:
-            parts.append((_ROLE_TO_LANGCHAIN[message.role], message.text))
+            text = message.text
+            if spec.prompt.format == "mustache":
+                # Mustache escapes {{name}} for HTML; a prompt is not HTML, so inputs go in as
+                # they were sent ({{&name}}), never as &lt;b&gt; or &amp;.
+                text = _MUSTACHE_VARIABLE.sub(r"{{&\1}}", text)
+            parts.append((_ROLE_TO_LANGCHAIN[message.role], text))
     return ChatPromptTemplate.from_messages(parts, template_format=spec.prompt.format)  # type: ignore[arg-type]
 
 
@@ -111,6 +119,8 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
     params = model.params
     client = clients.get(model.region)
     shared = {"client": client, "bedrock_client": clients.get(model.region, "bedrock")}
+    if model.vendor:
+        shared["provider"] = model.vendor
     if model.provider == "bedrock":
         from langchain_aws import ChatBedrock
 

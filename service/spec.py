@@ -5,9 +5,10 @@ Unknown keys are errors everywhere (``extra="forbid"``), so a typo never passes 
 """
 
 import keyword
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 InputType = Literal["string", "integer", "number", "boolean", "messages"]
@@ -37,7 +38,21 @@ class ModelSpec(Strict):
     )
     id: str = Field(min_length=1, description="Bedrock model id or inference profile id/ARN.")
     region: str | None = Field(None, description="AWS region; default: AWS_REGION.")
+    vendor: str | None = Field(
+        None,
+        description="The model's vendor as Bedrock names it (anthropic, amazon, meta, mistral, "
+        "cohere, ...); needed only when id is an ARN, which does not say.",
+    )
     params: ModelParams = Field(default_factory=ModelParams)
+
+    @model_validator(mode="after")
+    def _arn_needs_vendor(self) -> "ModelSpec":
+        if self.id.startswith("arn:") and not self.vendor:
+            raise ValueError(
+                "a model ARN does not say whose model it is: add vendor (anthropic, amazon, "
+                "meta, mistral, cohere, ...)"
+            )
+        return self
 
     def iam_resources(self) -> list[str]:
         """The ARNs IAM must allow ``bedrock:InvokeModel*`` on for this model.
@@ -134,6 +149,11 @@ class InputSpec(Strict):
             raise ValueError("a messages input can only default to an empty list")
         if self.default is not None and self.enum is not None and self.default not in self.enum:
             raise ValueError(f"default {self.default!r} is not one of enum {self.enum}")
+        for value in [*(self.enum or []), *([self.default] if self.default is not None else [])]:
+            if not _is_a(self.type, value):
+                raise ValueError(f"{value!r} is not a {self.type}: enum and default take its type")
+        if self.enum is not None and self.required is False and self.default is None:
+            raise ValueError("an optional enum input needs a default (one of the enum)")
         return self
 
     @property
@@ -141,6 +161,17 @@ class InputSpec(Strict):
         if self.required is not None:
             return self.required
         return self.default is None and self.type != "messages"
+
+
+def _is_a(kind: str, value: Any) -> bool:
+    if kind == "messages":
+        return isinstance(value, list)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    allowed = (int,) if kind == "integer" else (int, float)
+    return isinstance(value, allowed) and not isinstance(value, bool)
 
 
 class ChainSpec(Strict):
@@ -151,6 +182,8 @@ class ChainSpec(Strict):
     model: ModelSpec
     prompt: PromptSpec
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    _source: tuple[Path, int] = PrivateAttr(default=(Path("<memory>"), 1))
+    """The file it came from, and the line of its ``model`` (for errors found later)."""
 
     @field_validator("inputs")
     @classmethod

@@ -16,9 +16,9 @@ import contextlib
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from service import errors
 from service.runnable import opened_streams
 
 T = TypeVar("T")
+MAX_BUFFERED_CHUNKS = 256  # per run, between the worker and the event loop
 
 
 @dataclass
@@ -92,41 +93,64 @@ class _End:
 
 
 class Workers:
-    """The threads chain runs execute on, with a hard cap: past it, 503 instead of a queue."""
+    """The threads chain runs execute on, with a hard cap: past it, 503 instead of a queue.
+
+    One daemon thread per run, not a pool: a pool's threads are joined when the process
+    exits, so a run stalled on Bedrock would hold a shutting-down server for up to the read
+    timeout.
+    """
 
     def __init__(self, max_workers: int, retry_after: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="chain")
         self._max = max_workers
         self._retry_after = retry_after
         self._active = 0
         self._lock = threading.Lock()
+        self._runs: weakref.WeakSet[ChainRun] = weakref.WeakSet()
 
     @property
     def active(self) -> int:
         return self._active
 
-    def run(self, function: Callable[[], T]) -> "asyncio.Future[T]":
-        """Run ``function`` on a worker thread; raises 503 when every worker is busy."""
+    def run(self, function: Callable[[], T], slots: int = 1) -> "asyncio.Future[T]":
+        """Run ``function`` on a worker thread, holding ``slots`` of the cap (a batch holds
+        one per model call it makes at once); raises 503 when they are not free."""
         with self._lock:
-            if self._active >= self._max:
+            if self._active + slots > self._max:
                 raise errors.ApiError(
                     503,
-                    f"server busy: {self._max} chain runs in progress; retry shortly",
+                    f"server busy: {self._active} of {self._max} chain runs in progress; "
+                    "retry shortly",
                     code="busy",
                     headers={"Retry-After": str(self._retry_after)},
                 )
-            self._active += 1
-        return asyncio.get_running_loop().run_in_executor(self._executor, self._counted, function)
+            self._active += slots
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        worker = threading.Thread(
+            target=self._counted, args=(function, slots, future), name="chain", daemon=True
+        )
+        worker.start()
+        return future
 
-    def _counted(self, function: Callable[[], T]) -> T:
+    def _counted(self, function: Callable[[], T], slots: int, future: "asyncio.Future[T]") -> None:
         try:
-            return function()
+            outcome: tuple[Callable[[Any], None], Any] = (future.set_result, function())
+        except BaseException as exc:
+            outcome = (future.set_exception, exc)
         finally:
             with self._lock:
-                self._active -= 1
+                self._active -= slots
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for it
+            future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+
+    def track(self, run: "ChainRun") -> None:
+        self._runs.add(run)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Ask every run to stop. (A run's Bedrock stream is only ever closed by its own
+        thread: closing it from here would wait on that thread's blocked read.)"""
+        for run in list(self._runs):
+            run.cancel()
 
 
 class ChainRun:
@@ -144,6 +168,7 @@ class ChainRun:
         self._config = self.info.config(config)
         self._items: deque[str | _End] = deque()
         self._lock = threading.Lock()
+        self._taken = threading.Condition(self._lock)  # the loop took chunks: room again
         self._waiter: asyncio.Future[None] | None = None
         self._cancelled = False
         self._finished = False
@@ -156,6 +181,7 @@ class ChainRun:
         A failure before any output is raised here, so the caller can still send a status.
         """
         workers.run(self._produce)
+        workers.track(self)
         while True:
             chunks = self._take(await self._next_batch())
             if chunks:
@@ -181,7 +207,9 @@ class ChainRun:
 
     def cancel(self) -> None:
         """Stop reading from the model at its next chunk (the worker closes the stream)."""
-        self._cancelled = True
+        with self._lock:
+            self._cancelled = True
+            self._taken.notify()
 
     # -- worker thread ------------------------------------------------------------------------
 
@@ -210,6 +238,10 @@ class ChainRun:
 
     def _push(self, item: str | _End) -> None:
         with self._lock:
+            # Backpressure: while the client does not read, neither do we. The model stream
+            # waits in botocore's socket instead of piling up here.
+            while len(self._items) >= MAX_BUFFERED_CHUNKS and not self._cancelled:
+                self._taken.wait()
             self._items.append(item)
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
@@ -226,6 +258,7 @@ class ChainRun:
                 if self._items:
                     items = list(self._items)
                     self._items.clear()
+                    self._taken.notify()
                     return items
                 waiter = self._waiter = self._loop.create_future()
             await waiter
@@ -249,6 +282,11 @@ def _close_quietly(streams: list[Any]) -> None:
     for stream in streams:
         with contextlib.suppress(Exception):  # a stream cut short may complain; we are done
             stream.close()
+
+
+def _settle(future: "asyncio.Future[Any]", set_outcome: Callable[[Any], None], value: Any) -> None:
+    if not future.done():
+        set_outcome(value)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

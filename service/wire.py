@@ -65,9 +65,11 @@ WireFormat = PlainText | ServerSentEvents
 
 
 def negotiate(accept: str | None) -> WireFormat:
-    """SSE when the client accepts ``text/event-stream``; plain text otherwise."""
-    if accept and "text/event-stream" in accept:
-        return ServerSentEvents()
+    """SSE when the client accepts ``text/event-stream`` (with q > 0); plain text otherwise."""
+    for item in (accept or "").split(","):
+        media_type, *params = (part.strip() for part in item.split(";"))
+        if media_type == "text/event-stream" and "q=0" not in params and "q=0.0" not in params:
+            return ServerSentEvents()
     return PlainText()
 
 

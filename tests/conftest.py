@@ -20,6 +20,7 @@ from service.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CHAINS = REPO / "chains"
+TEST_CHAINS = REPO / "tests" / "chains"
 
 # Dummy credentials for botocore to sign with; no AWS profile, no instance metadata lookups.
 os.environ.update(
@@ -48,9 +49,9 @@ def _fresh_emulator(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def chains_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example chains, copied so tests never touch the repository's files."""
+    """The example chains and the tests' own, copied so tests never touch the repository's."""
     folder = tmp_path_factory.mktemp("chains")
-    for path in EXAMPLE_CHAINS.glob("*.yaml"):
+    for path in [*EXAMPLE_CHAINS.glob("*.yaml"), *TEST_CHAINS.glob("*.yaml")]:
         shutil.copy(path, folder / path.name)
     return folder
 

@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from service.emulator.server import Emulator
+from service.emulator.state import Fault
 from tests.helpers import wait_for
 
 CHAINSERVE = [sys.executable, "-m", "service"]
@@ -77,7 +78,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_validate_ok(chains_dir: Path) -> None:
     result = run("validate", str(chains_dir))
     assert result.returncode == 0
-    assert "3 chains OK (chat, summarize, translate)" in result.stdout
+    assert "4 chains OK (chat, long, summarize, translate)" in result.stdout
 
 
 def test_validate_reports_file_and_line(tmp_path: Path, chains_dir: Path) -> None:
@@ -87,6 +88,18 @@ def test_validate_reports_file_and_line(tmp_path: Path, chains_dir: Path) -> Non
     assert result.returncode == 1
     assert "summarize.yaml:7: model.params: unknown key 'temprature'" in result.stderr
     assert "(did you mean 'temperature'?)" in result.stderr
+
+
+def test_validate_reports_model_build_errors(tmp_path: Path, chains_dir: Path) -> None:
+    text = (chains_dir / "summarize.yaml").read_text()
+    (tmp_path / "summarize.yaml").write_text(
+        text.replace("  params:", "  region: eu west 1\n  params:")
+    )
+    result = run("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert (
+        "summarize.yaml:3: model: cannot build: Provided region_name 'eu west 1'" in result.stderr
+    )
 
 
 def test_schema_describes_chain_files() -> None:
@@ -169,6 +182,26 @@ def test_dev_reloads_chain_files(tmp_path: Path, chains_dir: Path) -> None:
         assert process.said("summarize.yaml:7: model.params: unknown key 'temprature'")
         assert description().startswith("Condense")
         assert httpx.get(f"{base}/chains/echo").status_code == 404
+        # A model that cannot be built is reported the same way, and watching goes on.
+        summarize.write_text(original.replace("  params:", "  region: eu west 1\n  params:"))
+        wait_for(lambda: process.said("cannot build"), timeout=20)
+        summarize.write_text(original.replace("Summarize a text", "Shorten a text"))
+        wait_for(lambda: description().startswith("Shorten"), timeout=20)
+
+
+def test_shutdown_does_not_wait_for_a_stalled_model(chains_dir: Path, bedrock: Emulator) -> None:
+    port = free_port()
+    env = {"CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url}
+    with running(["serve", "--port", str(port), "--chains", str(chains_dir)], env) as process:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", process)
+        bedrock.state.add_faults([Fault(kind="stall", after_chunks=2, delay_ms=60_000)])
+        url = f"http://127.0.0.1:{port}/chains/summarize/stream"
+        with httpx.stream("POST", url, json={"input": {"text": "x"}}, timeout=90) as response:
+            next(response.iter_raw())
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=20)  # not the minute the model stalls for
+    [call] = bedrock.state.calls
+    assert call.status == "disconnected"
 
 
 def test_serve_refuses_broken_chains(tmp_path: Path) -> None:

@@ -188,3 +188,44 @@ def test_timeout_after_first_chunk_ends_in_band(make_server, bedrock: Emulator) 
     events = parse_sse(response.text)
     assert [name for name, _ in events] == ["metadata", "data", "data", "error"]
     assert events[-1][1]["status_code"] == 504
+
+
+def test_batch_counts_each_concurrent_call(make_server, bedrock: Emulator) -> None:
+    server = make_server(max_concurrency=2)
+    inputs = [{"text": str(i)} for i in range(6)]
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        too_many = http.post("/chains/summarize/batch", json={"inputs": inputs})
+        assert too_many.status_code == 503  # six calls at once would pass the cap of two
+        bedrock.state.pace = Pace(ttft_ms=100)
+        limited = http.post(
+            "/chains/summarize/batch", json={"inputs": inputs, "config": {"max_concurrency": 2}}
+        )
+        assert limited.status_code == 200
+        assert len(limited.json()["output"]) == 6
+    assert len(bedrock.state.calls) == 6
+    assert bedrock.state.peak_concurrency() == 2
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        ("ConnectionClosedError", 502),
+        ("SSLError", 502),
+        ("ResponseStreamingError", 502),
+        ("CredentialRetrievalError", 502),
+        ("EndpointConnectionError", 502),
+        ("NoCredentialsError", 502),
+        ("ConnectTimeoutError", 504),
+    ],
+)
+def test_botocore_failures_that_the_emulator_cannot_cause(exc: str, status: int) -> None:
+    """Network and credential failures, raised as botocore raises them (no real part can
+    make a TLS or credential-provider failure here), mapped without a 500."""
+    from botocore import exceptions
+
+    from service.errors import classify
+
+    error = getattr(exceptions, exc)(
+        endpoint_url="https://bedrock", error="x", provider="p", error_msg="m"
+    )
+    assert classify(error, model_id=MODEL, retry_after=1).status == status

@@ -34,3 +34,19 @@ def test_docs_page(client: httpx.Client) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_similar_chain_names_get_their_own_schemas(tmp_path, bedrock) -> None:
+    from service.app import create_app
+    from service.background import BackgroundServer
+    from service.settings import Settings
+
+    for name, variable in (("a-b", "first"), ("a_b", "second")):
+        chain = "model: {id: m}\nprompt: {messages: [user: '{VAR}']}\ninputs: {VAR: {}}\n"
+        (tmp_path / f"{name}.yaml").write_text(chain.replace("VAR", variable))
+    settings = Settings(chains_dir=tmp_path, bedrock_endpoint_url=bedrock.url)
+    with BackgroundServer(create_app(settings)) as server:
+        document = httpx.get(f"{server.url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert set(schemas["a-b_Input"]["properties"]) == {"first"}
+    assert set(schemas["a_b_Input"]["properties"]) == {"second"}

@@ -9,13 +9,13 @@ MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 def test_healthz_never_calls_a_model(client: httpx.Client, bedrock: Emulator) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "chains": 3, "runs_active": 0}
+    assert client.get("/healthz").json() == {"status": "ok", "chains": 4, "runs_active": 0}
     assert bedrock.state.calls == []
 
 
 def test_list_chains(client: httpx.Client) -> None:
     chains = {c["name"]: c for c in client.get("/chains").json()["chains"]}
-    assert set(chains) == {"chat", "summarize", "translate"}
+    assert set(chains) == {"chat", "summarize", "translate", "long"}
     summarize = chains["summarize"]
     assert summarize["description"] == "Summarize a text in a few sentences."
     assert summarize["model"] == {"provider": "bedrock-converse", "id": MODEL}
@@ -185,3 +185,10 @@ def test_cors(make_server) -> None:
         headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
     )
     assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_inputs_reach_the_model_unescaped(client: httpx.Client) -> None:
+    """Mustache escapes HTML by default; a prompt is not HTML (translate uses mustache)."""
+    text = '<b>Tom & Jerry</b> "quoted"'
+    output = client.post("/chains/translate/invoke", json={"input": {"text": text}}).json()
+    assert output["output"].endswith(f"user: {text}")

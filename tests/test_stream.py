@@ -1,5 +1,7 @@
 """Streaming over real HTTP: incremental delivery, both wire formats, EventSource, disconnects."""
 
+import time
+
 import httpx
 import pytest
 
@@ -107,7 +109,62 @@ def test_client_disconnect_stops_the_model_stream(
     assert call.tokens_planned == 200
 
 
-@pytest.mark.parametrize("accept", ["text/plain", "text/event-stream"])
-def test_empty_first_chunks_are_not_sent(client: httpx.Client, accept: str) -> None:
+def test_empty_chunks_are_not_sent(client: httpx.Client) -> None:
+    """ChatBedrockConverse yields an empty chunk for messageStart: no empty data event."""
+    headers = {"Accept": "text/event-stream"}
+    response = client.post("/chains/summarize/stream", json=BODY, headers=headers)
+    assert all(data for name, data in parse_sse(response.text) if name == "data")
+
+
+@pytest.mark.parametrize(
+    ("accept", "sse"),
+    [
+        ("text/event-stream", True),
+        ("text/plain, text/event-stream;q=0.5", True),
+        ("text/event-stream;q=0, text/plain", False),
+        ("*/*", False),
+        ("application/json", False),
+    ],
+)
+def test_accept_negotiation(client: httpx.Client, accept: str, sse: bool) -> None:
     response = client.post("/chains/summarize/stream", json=BODY, headers={"Accept": accept})
-    assert 'data: ""' not in response.text
+    assert response.headers["content-type"].startswith("text/event-stream") is sse
+
+
+def test_a_stalled_reader_stalls_the_model_stream(
+    server: BackgroundServer, bedrock: Emulator
+) -> None:
+    """Backpressure: chunks are not read from Bedrock faster than the client takes them."""
+    tokens = 20_000  # a fifth of them 50 kB: far more than the socket buffers on the way hold
+    bedrock.state.pace = Pace(reply_tokens=tokens)
+    body = {"input": {"text": "x" * 50_000}}
+    with httpx.Client(base_url=server.url) as http:  # noqa: SIM117
+        with http.stream("POST", "/chains/long/stream", json=body) as response:
+            pieces = response.iter_raw()  # kept: dropping it would make httpx read the rest
+            next(pieces)
+            [call] = bedrock.state.calls
+            wait_for(lambda: _still(call), timeout=10)  # the emulator had to stop sending
+            assert call.status == "running"
+            assert call.tokens_sent < tokens
+    wait_for(lambda: call.status != "running")
+    assert call.status == "disconnected"
+
+
+def _still(call) -> bool:
+    before = call.tokens_sent
+    time.sleep(0.3)
+    return call.tokens_sent == before
+
+
+def test_get_takes_number_enums_from_text(client: httpx.Client) -> None:
+    response = client.get("/chains/long/stream", params={"text": "Hi", "take": "2"})
+    assert response.status_code == 200 and "(take 2)" in text_of(response)
+    response = client.get("/chains/long/stream", params={"text": "Hi", "take": "4"})
+    assert response.status_code == 422 and "input.take" in response.text
+
+
+def test_deeply_nested_query_json_is_422(client: httpx.Client) -> None:
+    params = {"question": "q", "history": "[" * 5000}
+    response = client.get("/chains/chat/stream", params=params)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "input.history"

@@ -44,10 +44,10 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
                     raise BedrockError(*responses.ERRORS[fault.kind])
                 return await respond(reply, call, fault, state)
             except BedrockError as exc:
-                call.status = "failed"
+                call.end("failed")
                 return exc.response()
-            except (ValueError, KeyError, TypeError) as exc:
-                call.status = "failed"
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                call.end("failed")
                 message = f"Malformed request body: {exc}"
                 return BedrockError(400, "ValidationException", message).response()
 

@@ -79,8 +79,12 @@ async def _whole_reply(reply: Reply, call: Call, fault: Fault | None, state: Emu
     """A non-streaming call: wait as the first token would, then fail or complete at once."""
     await _first_token_wait(state.pace, fault)
     if (stream_fault := _stream_fault(fault)) is not None:
-        raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
-    call.tokens_sent, call.status = reply.output_tokens, "completed"
+        if stream_fault.kind == "stall":
+            await asyncio.sleep(stream_fault.delay_ms / 1000)
+        else:
+            raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
+    call.tokens_sent = reply.output_tokens
+    call.end("completed")
 
 
 async def converse(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
@@ -232,20 +236,22 @@ def _event_stream(
                     if stream_fault.kind == "stall":
                         await asyncio.sleep(stream_fault.delay_ms / 1000)
                     else:
-                        call.status = "failed"
+                        call.end("failed")
                         yield _failure_frame(stream_fault, frames(token)[0])
                         return
-                if index and gap:
+                if index:
+                    # Even at full speed: after a disconnect, send() returns at once, and only a
+                    # suspension lets Starlette cancel this stream (else it "completes").
                     await asyncio.sleep(gap)
                 call.tokens_sent += 1
                 for frame in frames(token):
                     yield frame
             for frame in closing(started):
                 yield frame
-            call.status = "completed"
+            call.end("completed")
         finally:
             if call.status == "running":
-                call.status = "disconnected"
+                call.end("disconnected")
 
     return StreamingResponse(body(), media_type=EVENTSTREAM, headers=headers)
 

@@ -5,6 +5,7 @@ endpoints (``/_emulator/...``) or directly by in-process tests.
 """
 
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -72,6 +73,11 @@ class Call:
     tokens_sent: int = 0
     status: str = "running"  # running | completed | failed | disconnected
     fault: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+    def end(self, status: str) -> None:
+        self.status, self.ended = status, time.monotonic()
 
 
 @dataclass
@@ -113,6 +119,17 @@ class EmulatorState:
             self.pace, faults = self._initial[0].model_copy(), self._initial[1]
             self.faults[:] = faults
             self.calls.clear()
+
+    def peak_concurrency(self) -> int:
+        """The most calls that were running at the same moment."""
+        with self._lock:
+            edges = [(call.started, 1) for call in self.calls]
+            edges += [(call.ended, -1) for call in self.calls if call.ended is not None]
+        running = peak = 0
+        for _, step in sorted(edges):
+            running += step
+            peak = max(peak, running)
+        return peak
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
