@@ -2,11 +2,13 @@
 #   make run    the service on http://127.0.0.1:8080 against the built-in Bedrock emulator
 #   make test   the whole test suite
 PYTHON ?= python3
+ARCH   ?= arm64
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+WHEELS := $(VENV)/wheels
 
-.PHONY: run test lint clean
+.PHONY: run test lint package lock clean build-ChainserveFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The locked wheels for this machine, so the Lambda contract test builds its package offline.
+$(WHEELS)/.done: requirements.lock $(STAMP)
+	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -r requirements.lock -d $(WHEELS)
+	touch $@
+
 run: $(STAMP)
 	$(BIN)/chainserve dev
 
-test: $(STAMP)
+test: $(STAMP) $(WHEELS)/.done
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -25,5 +32,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check service tests
 	$(BIN)/mypy
 
+# The Lambda zip for ARCH (arm64 or x86_64): build/chainserve-$(ARCH).zip
+package: $(STAMP)
+	$(BIN)/chainserve package --arch $(ARCH)
+
+# Resolve pyproject.toml again into requirements.lock
+lock: $(STAMP)
+	$(BIN)/chainserve package --update-lock
+
+# `sam build` runs this (template.yaml: BuildMethod makefile); it needs no virtualenv.
+build-ChainserveFunction:
+	$(PYTHON) -m service.package --arch $(ARCH) --into "$(ARTIFACTS_DIR)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,201 @@
+"""The Lambda package, run as Lambda runs it: a contract test for run.sh and the zip.
+
+The package is built for this machine's Python from the locked wheels (``make test``
+downloads them, so the build here is offline), laid out as Lambda's task root, and started
+through run.sh by a Python that has no packages of its own, with the environment read from
+template.yaml. The adapter's part is played by this test: it polls the readiness path every
+10 ms, as the adapter does, then streams a chain through.
+"""
+
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service import package
+from service.emulator.server import Emulator
+from service.emulator.state import Pace
+from tests.conftest import REPO
+from tests.helpers import wait_for
+from tests.template import Template
+from tests.test_cli import free_port
+
+WHEELS = REPO / ".venv" / "wheels"
+
+
+@pytest.fixture(scope="module")
+def wheels() -> Path:
+    if not (WHEELS / ".done").exists() and not any(WHEELS.glob("*.whl")):
+        pytest.fail("no locked wheels in .venv/wheels: run the tests with `make test`")
+    return WHEELS
+
+
+@pytest.fixture(scope="module")
+def task_root(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Path:
+    root = tmp_path_factory.mktemp("task")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "package",
+            "--arch",
+            "native",
+            "--wheels",
+            str(wheels),
+            "--into",
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Python with nothing installed, like Lambda's runtime: the package must carry all."""
+    venv = tmp_path_factory.mktemp("bare")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return venv / "bin"
+
+
+@pytest.fixture
+def function(task_root: Path, bare_python: Path, bedrock: Emulator) -> Iterator[tuple[str, int]]:
+    """run.sh started as Lambda would, with template.yaml's environment; yields its URL and
+    process id (run.sh execs uvicorn, so that is the server's)."""
+    variables = Template(REPO / "template.yaml").function()["Properties"]["Environment"][
+        "Variables"
+    ]
+    port = free_port()  # the template's 8080 may be taken on this machine
+    env = {
+        **{name: str(value) for name, value in variables.items()},
+        "PORT": str(port),
+        "PATH": f"{bare_python}:/usr/bin:/bin",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url,
+        "PYTHONDONTWRITEBYTECODE": "1",  # Lambda's task root is read-only
+    }
+    process = subprocess.Popen(
+        [str(task_root / "run.sh")],
+        cwd="/",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    readiness = url + variables["AWS_LWA_READINESS_CHECK_PATH"]
+
+    def ready() -> bool:  # the adapter: any status from 100 to 499 means ready
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            return 100 <= httpx.get(readiness, timeout=1).status_code < 500
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(ready, timeout=60)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_run_sh_serves_the_package_as_lambda_would(
+    function: tuple[str, int], bedrock: Emulator
+) -> None:
+    url, _ = function
+    bedrock.state.pace = Pace(tokens_per_second=30, reply_tokens=30)
+    pieces = []
+    with httpx.stream(
+        "POST",
+        f"{url}/chains/summarize/stream",
+        json={"input": {"text": "From Lambda."}},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        for piece in response.iter_text():
+            if not pieces:
+                [call] = bedrock.state.calls
+                assert call.status == "running"  # incremental: the model is still generating
+            pieces.append(piece)
+    assert len("".join(pieces).split()) == 30 and len(pieces) > 5
+
+
+def test_the_service_fits_in_256_mb(function: tuple[str, int]) -> None:
+    """A bound, not a benchmark: after a few runs of each chain, well inside 256 MB."""
+    url, pid = function
+    for _ in range(10):
+        httpx.post(f"{url}/chains/chat/invoke", json={"input": {"question": "hi"}})
+        httpx.post(f"{url}/chains/translate/stream", json={"input": {"text": "hi"}})
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_mb = int(status.split("VmRSS:")[1].split()[0]) / 1024
+    assert rss_mb < 192, f"{rss_mb:.0f} MB resident"
+
+
+def test_package_leaves_out_what_the_function_does_not_need(task_root: Path) -> None:
+    assert os.access(task_root / "run.sh", os.X_OK)
+    assert (task_root / "service" / "app.py").is_file()
+    assert sorted(p.name for p in (task_root / "chains").iterdir()) == sorted(
+        p.name for p in (REPO / "chains").glob("*.yaml")
+    )
+    assert not (task_root / "service" / "emulator").exists()
+    assert not (task_root / "watchfiles").exists()
+    assert not list(task_root.rglob("__pycache__"))
+    assert not (task_root / "numpy" / "_core" / "tests").exists()
+    services = {p.name for p in (task_root / "botocore" / "data").iterdir() if p.is_dir()}
+    assert "bedrock-runtime" in services and "ec2" not in services
+
+
+def test_zip_keeps_run_sh_executable(tmp_path: Path, wheels: Path) -> None:
+    output = tmp_path / "function.zip"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "package",
+            "--arch",
+            "native",
+            "--wheels",
+            str(wheels),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "MB unzipped" in result.stdout and "MB zipped" in result.stdout
+    with zipfile.ZipFile(output) as archive:
+        mode = archive.getinfo("run.sh").external_attr >> 16
+        assert mode & 0o111
+        assert all(info.date_time == (1980, 1, 1, 0, 0, 0) for info in archive.infolist())
+
+
+def test_oversized_package_is_refused(
+    tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(package, "LAMBDA_UNZIPPED_LIMIT", 1024 * 1024)
+    with pytest.raises(package.PackageTooLarge, match="over Lambda's limit of 250 MB"):
+        package.lay_out(tmp_path / "task", package.Target(None), wheels)
+
+
+def test_lock_pins_every_dependency() -> None:
+    lock = (REPO / "requirements.lock").read_text().splitlines()
+    pins = dict(line.split("==") for line in lock if line and not line.startswith("#"))
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = requirement.split(">")[0].split("<")[0].split("=")[0].strip().lower()
+        assert name in pins, name
