@@ -35,25 +35,18 @@ def wheels() -> Path:
     return WHEELS
 
 
+def build_package(wheels: Path, *where: str) -> subprocess.CompletedProcess[str]:
+    """``chainserve package`` for this machine's Python, from the locked wheels only."""
+    command = [sys.executable, "-m", "service", "package", "--arch", "native"]
+    return subprocess.run(
+        [*command, "--wheels", str(wheels), *where], check=True, capture_output=True, text=True
+    )
+
+
 @pytest.fixture(scope="module")
 def task_root(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Path:
     root = tmp_path_factory.mktemp("task")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "package",
-            "--arch",
-            "native",
-            "--wheels",
-            str(wheels),
-            "--into",
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    build_package(wheels, "--into", str(root))
     return root
 
 
@@ -158,23 +151,7 @@ def test_package_leaves_out_what_the_function_does_not_need(task_root: Path) -> 
 
 def test_zip_keeps_run_sh_executable(tmp_path: Path, wheels: Path) -> None:
     output = tmp_path / "function.zip"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "package",
-            "--arch",
-            "native",
-            "--wheels",
-            str(wheels),
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = build_package(wheels, "--output", str(output))
     assert "MB unzipped" in result.stdout and "MB zipped" in result.stdout
     with zipfile.ZipFile(output) as archive:
         mode = archive.getinfo("run.sh").external_attr >> 16
