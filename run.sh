@@ -10,8 +10,9 @@ cd "$(dirname "$0")"                                 # the task root: service/, 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 access_log=--no-access-log
-case "${CHAINSERVE_ACCESS_LOG:-false}" in
-  true | True | 1 | yes) access_log=--access-log ;;
+access_log_setting="${CHAINSERVE_ACCESS_LOG:-false}"
+case "${access_log_setting,,}" in # lower-cased, as the app reads booleans
+  true | 1 | yes | on) access_log=--access-log ;;
 esac
 
 exec python3 -m uvicorn service.app:app \

@@ -29,10 +29,10 @@ def load_keys(settings: Settings) -> list[SecretStr]:
     keys = list(settings.api_keys)
     if name := settings.api_keys_ssm_parameter:
         value = _read("ssm", name, lambda c: c.get_parameter(Name=name, WithDecryption=True))
-        keys += _split(value["Parameter"]["Value"])
+        keys += _split(value["Parameter"]["Value"], f"ssm {name!r}")
     if name := settings.api_keys_secret_id:
         value = _read("secretsmanager", name, lambda c: c.get_secret_value(SecretId=name))
-        keys += _split(value["SecretString"])
+        keys += _split(value.get("SecretString", ""), f"secretsmanager {name!r}")
     return keys
 
 
@@ -47,15 +47,29 @@ def _read(service: str, name: str, call: Any) -> Any:
         raise ApiKeysUnavailable(f"cannot read API keys from {service} {name!r}: {code}") from None
 
 
-def _split(value: str) -> list[SecretStr]:
-    """Keys stored as a JSON list, or separated by commas or newlines."""
-    try:
-        parsed: Any = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value.replace("\n", ",").split(",")
-    if isinstance(parsed, str):
-        parsed = [parsed]
-    return [SecretStr(str(key).strip()) for key in parsed if str(key).strip()]
+def _split(value: str, source: str) -> list[SecretStr]:
+    """Keys stored as a JSON list of strings, or as text separated by commas or newlines.
+
+    Anything else is refused, never guessed at: a JSON object's field names, or ``null``,
+    must not become keys. A store that holds no key stops start-up: the service would run open.
+    """
+    keys: Any
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            keys = json.loads(value)
+        except json.JSONDecodeError:
+            keys = None
+        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+            raise ApiKeysUnavailable(
+                f"API keys in {source} must be a JSON list of strings, or text with one key "
+                "per line or comma"
+            )
+    else:
+        keys = value.replace("\n", ",").split(",")
+    found = [SecretStr(key.strip()) for key in keys if key.strip()]
+    if not found:
+        raise ApiKeysUnavailable(f"{source} holds no API key: refusing to start without one")
+    return found
 
 
 class ApiKeyAuth:

@@ -119,8 +119,9 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
     params = model.params
     client = clients.get(model.region)
     shared = {"client": client, "bedrock_client": clients.get(model.region, "bedrock")}
-    if model.vendor:
+    if model.base_model:  # an ARN: langchain-aws would otherwise call GetInferenceProfile
         shared["provider"] = model.vendor
+        shared["base_model_id"] = model.base_model
     if model.provider == "bedrock":
         from langchain_aws import ChatBedrock
 

@@ -12,7 +12,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHAINSERVE_", extra="ignore")
+    # An empty variable (VAR= in a template or shell) means unset, not an invalid value.
+    model_config = SettingsConfigDict(
+        env_prefix="CHAINSERVE_", extra="ignore", env_ignore_empty=True
+    )
 
     chains_dir: Path = Path("chains")
     """Folder of ``*.yaml`` chain files."""

@@ -38,21 +38,28 @@ class ModelSpec(Strict):
     )
     id: str = Field(min_length=1, description="Bedrock model id or inference profile id/ARN.")
     region: str | None = Field(None, description="AWS region; default: AWS_REGION.")
-    vendor: str | None = Field(
+    base_model: str | None = Field(
         None,
-        description="The model's vendor as Bedrock names it (anthropic, amazon, meta, mistral, "
-        "cohere, ...); needed only when id is an ARN, which does not say.",
+        description="When id is an ARN (an application inference profile): the foundation "
+        "model behind it, e.g. anthropic.claude-3-haiku-20240307-v1:0.",
     )
     params: ModelParams = Field(default_factory=ModelParams)
 
     @model_validator(mode="after")
-    def _arn_needs_vendor(self) -> "ModelSpec":
-        if self.id.startswith("arn:") and not self.vendor:
+    def _arn_needs_base_model(self) -> "ModelSpec":
+        if self.id.startswith("arn:") and not self.base_model:
             raise ValueError(
-                "a model ARN does not say whose model it is: add vendor (anthropic, amazon, "
-                "meta, mistral, cohere, ...)"
+                "a model ARN does not say which model it serves: add base_model, the "
+                "foundation model id behind it (e.g. anthropic.claude-3-haiku-20240307-v1:0)"
             )
         return self
+
+    @property
+    def vendor(self) -> str | None:
+        """Whose model an ARN serves (langchain-aws cannot tell from the ARN)."""
+        if not self.base_model:
+            return None
+        return _foundation_model(self.base_model).partition(".")[0]
 
     def iam_resources(self) -> list[str]:
         """The ARNs IAM must allow ``bedrock:InvokeModel*`` on for this model.
@@ -60,16 +67,24 @@ class ModelSpec(Strict):
         A cross-region inference profile (``us.anthropic...``) needs the profile and its
         foundation model in every region it routes to; a foundation model, only itself.
         """
-        if self.id.startswith("arn:"):
-            return [self.id]
         region = self.region or "*"
-        geo, _, base = self.id.partition(".")
-        if geo in _INFERENCE_PROFILE_GEOS and base:
+        if self.id.startswith("arn:"):
+            assert self.base_model is not None
+            foundation = _foundation_model(self.base_model)
+            return [self.id, f"arn:aws:bedrock:*::foundation-model/{foundation}"]
+        foundation = _foundation_model(self.id)
+        if foundation != self.id:
             return [
                 f"arn:aws:bedrock:{region}:*:inference-profile/{self.id}",
-                f"arn:aws:bedrock:*::foundation-model/{base}",
+                f"arn:aws:bedrock:*::foundation-model/{foundation}",
             ]
         return [f"arn:aws:bedrock:{region}::foundation-model/{self.id}"]
+
+
+def _foundation_model(model_id: str) -> str:
+    """A cross-region inference profile id without its geography: ``us.x`` → ``x``."""
+    geo, _, rest = model_id.partition(".")
+    return rest if geo in _INFERENCE_PROFILE_GEOS and rest else model_id
 
 
 class MessageSpec(Strict):

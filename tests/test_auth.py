@@ -153,3 +153,43 @@ def test_missing_key_store_stops_start_up(aws_services: str, chains_dir) -> None
     settings = Settings(chains_dir=chains_dir, api_keys_ssm_parameter="/does/not/exist")
     with pytest.raises(ApiKeysUnavailable, match="'/does/not/exist': ParameterNotFound"):
         create_app(settings)
+
+
+@pytest.mark.parametrize(
+    ("stored", "keys"),
+    [
+        (f"{KEY}\n{OTHER_KEY}\n", [KEY, OTHER_KEY]),
+        (f" {KEY} , {OTHER_KEY}", [KEY, OTHER_KEY]),
+        (json.dumps([KEY]), [KEY]),
+    ],
+)
+def test_stored_key_formats(stored: str, keys: list[str]) -> None:
+    from service.auth import _split
+
+    assert [key.get_secret_value() for key in _split(stored, "test")] == keys
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        json.dumps({"api_key": KEY}),  # the console's key/value form: its field name is no key
+        json.dumps([KEY, None]),
+        "[]",
+        " ",
+        ",\n,",
+        "[not json",
+    ],
+)
+def test_unusable_key_stores_stop_start_up(stored: str) -> None:
+    from service.auth import _split
+
+    with pytest.raises(ApiKeysUnavailable) as caught:
+        _split(stored, "ssm '/keys'")
+    assert KEY not in str(caught.value)
+
+
+def test_empty_key_store_never_serves_open(aws_services: str, chains_dir) -> None:
+    boto3.client("ssm").put_parameter(Name="/chainserve/empty", Value="[]", Type="SecureString")
+    settings = Settings(chains_dir=chains_dir, api_keys_ssm_parameter="/chainserve/empty")
+    with pytest.raises(ApiKeysUnavailable, match="holds no API key"):
+        create_app(settings)

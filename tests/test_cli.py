@@ -102,6 +102,22 @@ def test_validate_reports_model_build_errors(tmp_path: Path, chains_dir: Path) -
     )
 
 
+def test_inference_profile_arn_builds_without_calling_aws(tmp_path: Path) -> None:
+    """With base_model given, langchain-aws need not ask Bedrock (GetInferenceProfile)."""
+    arn = "arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/abc123"
+    (tmp_path / "profiled.yaml").write_text(
+        f"model:\n  id: {arn}\n  base_model: anthropic.claude-3-haiku-20240307-v1:0\n"
+        "prompt:\n  messages:\n    - user: hello\n"
+    )
+    result = run("validate", str(tmp_path))  # no network here: a call would fail
+    assert result.returncode == 0, result.stderr
+    arns = run("models", "--arns", str(tmp_path)).stdout.strip().split(",")
+    assert arns == [
+        arn,
+        "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+    ]
+
+
 def test_schema_describes_chain_files() -> None:
     result = run("schema")
     assert result.returncode == 0

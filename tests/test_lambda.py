@@ -12,7 +12,9 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,10 +60,10 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
-@pytest.fixture
-def function(task_root: Path, bare_python: Path, bedrock: Emulator) -> Iterator[tuple[str, int]]:
-    """run.sh started as Lambda would, with template.yaml's environment; yields its URL and
-    process id (run.sh execs uvicorn, so that is the server's)."""
+@contextmanager
+def started(task_root: Path, bare_python: Path, bedrock: Emulator, **extra: str) -> Iterator[Any]:
+    """run.sh started as Lambda would, with template.yaml's environment (plus ``extra``);
+    yields the process (run.sh execs uvicorn, so it is the server's) with its ``url``."""
     variables = Template(REPO / "template.yaml").function()["Properties"]["Environment"][
         "Variables"
     ]
@@ -76,8 +78,9 @@ def function(task_root: Path, bare_python: Path, bedrock: Emulator) -> Iterator[
         "AWS_SECRET_ACCESS_KEY": "testing",
         "CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url,
         "PYTHONDONTWRITEBYTECODE": "1",  # Lambda's task root is read-only
+        **extra,
     }
-    process = subprocess.Popen(
+    process: Any = subprocess.Popen(
         [str(task_root / "run.sh")],
         cwd="/",
         env=env,
@@ -85,11 +88,11 @@ def function(task_root: Path, bare_python: Path, bedrock: Emulator) -> Iterator[
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    readiness = url + variables["AWS_LWA_READINESS_CHECK_PATH"]
+    process.url = f"http://127.0.0.1:{port}"
+    readiness = process.url + variables["AWS_LWA_READINESS_CHECK_PATH"]
 
     def ready() -> bool:  # the adapter: any status from 100 to 499 means ready
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert process.poll() is None, process.stdout.read()
         try:
             return 100 <= httpx.get(readiness, timeout=1).status_code < 500
         except httpx.TransportError:
@@ -97,10 +100,26 @@ def function(task_root: Path, bare_python: Path, bedrock: Emulator) -> Iterator[
 
     try:
         wait_for(ready, timeout=60)
-        yield url, process.pid
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture
+def function(task_root: Path, bare_python: Path, bedrock: Emulator) -> Iterator[tuple[str, int]]:
+    with started(task_root, bare_python, bedrock) as process:
+        yield process.url, process.pid
+
+
+@pytest.mark.parametrize(("setting", "logged"), [("", False), ("TRUE", True)])
+def test_access_log_only_when_asked(
+    task_root: Path, bare_python: Path, bedrock: Emulator, setting: str, logged: bool
+) -> None:
+    with started(task_root, bare_python, bedrock, CHAINSERVE_ACCESS_LOG=setting) as process:
+        httpx.get(f"{process.url}/chains")
+    output = process.stdout.read()
+    assert ('"GET /chains HTTP/1.1" 200' in output) is logged, output
 
 
 def test_run_sh_serves_the_package_as_lambda_would(
@@ -143,7 +162,10 @@ def test_package_leaves_out_what_the_function_does_not_need(task_root: Path) -> 
     )
     assert not (task_root / "service" / "emulator").exists()
     assert not (task_root / "watchfiles").exists()
-    assert not list(task_root.rglob("__pycache__"))
+    # Byte code for this Python (the target here), hash-checked: Lambda cannot write its own.
+    tag = "cpython-{}{}".format(*sys.version_info[:2])
+    compiled = list((task_root / "service").rglob("*.pyc"))
+    assert compiled and all(tag in path.name for path in compiled)
     assert not (task_root / "numpy" / "_core" / "tests").exists()
     services = {p.name for p in (task_root / "botocore" / "data").iterdir() if p.is_dir()}
     assert "bedrock-runtime" in services and "ec2" not in services

@@ -176,15 +176,18 @@ def test_schema_rejects_unknown_keys() -> None:
     assert set(schema["required"]) == {"model", "prompt"}
 
 
-def test_arn_model_id_needs_vendor(tmp_path: Path) -> None:
+def test_arn_model_id_needs_its_base_model(tmp_path: Path) -> None:
     arn = "arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/abc"
     text = VALID.replace("id: anthropic.claude-3-haiku-20240307-v1:0", f"id: {arn}")
     [error] = errors_of(write(tmp_path, "arn.yaml", text))
-    assert "arn.yaml:2: model: a model ARN does not say whose model it is: add vendor" in error
-    spec = load_file(
-        write(tmp_path, "arn2.yaml", text.replace("model:\n", "model:\n  vendor: anthropic\n"))
-    )
+    assert "arn.yaml:2: model: a model ARN does not say which model it serves" in error
+    based = text.replace("model:\n", "model:\n  base_model: us.anthropic.claude-3-haiku-v1:0\n")
+    spec = load_file(write(tmp_path, "arn2.yaml", based))
     assert spec.model.vendor == "anthropic"
+    assert spec.model.iam_resources() == [
+        arn,
+        "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-haiku-v1:0",
+    ]
 
 
 @pytest.mark.parametrize(

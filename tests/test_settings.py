@@ -32,3 +32,11 @@ def test_bad_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAINSERVE_MAX_CONCURRENCY", "0")
     with pytest.raises(ValueError, match="max_concurrency"):
         Settings()
+
+
+def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAINSERVE_ACCESS_LOG", "")
+    monkeypatch.setenv("CHAINSERVE_MAX_BODY_BYTES", "")
+    settings = Settings()
+    assert settings.access_log is False
+    assert settings.max_body_bytes == 1_048_576
