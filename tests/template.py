@@ -30,6 +30,15 @@ class Template:
             name: self.evaluate(body) for name, body in self.raw.get("Conditions", {}).items()
         }
 
+    def rules_pass(self) -> bool:
+        """Whether CloudFormation's Rules accept these parameters (it refuses to deploy else)."""
+        for rule in self.raw.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.evaluate(rule["RuleCondition"]):
+                continue
+            if not all(self.evaluate(check["Assert"]) for check in rule["Assertions"]):
+                return False
+        return True
+
     def function(self, name: str = "ChainserveFunction") -> dict[str, Any]:
         return self.evaluate(self.raw["Resources"][name])
 

@@ -59,16 +59,26 @@ def test_function_url_streams_and_is_signed_by_default(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
-def test_public_url_requires_app_api_keys(path: Path) -> None:
-    [assertion] = Template(path).raw["Rules"]["PublicUrlNeedsApiKeys"]["Assertions"]
-    rule = Template(path).raw["Rules"]["PublicUrlNeedsApiKeys"]
-    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "AuthType"}, "NONE"]}
-    refs = re.findall(r"'Ref': '(\w+)'", str(assertion["Assert"]))
-    assert set(refs) == {"ApiKeysSsmParameter", "ApiKeysSecretArn"}
-    keyed = Template(path, AuthType="NONE", ApiKeysSsmParameter="/chainserve/keys").function()
-    env = keyed["Properties"]["Environment"]["Variables"]
-    assert env["CHAINSERVE_API_KEYS_SSM_PARAMETER"] == "/chainserve/keys"
-    assert "CHAINSERVE_API_KEYS_SECRET_ID" not in env
+@pytest.mark.parametrize(
+    ("parameters", "deploys"),
+    [
+        ({}, True),
+        ({"AuthType": "NONE"}, False),  # a public URL with no API keys is refused
+        ({"AuthType": "NONE", "ApiKeysSsmParameter": "/chainserve/keys"}, True),
+        (
+            {"AuthType": "NONE", "ApiKeysSecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:k"},
+            True,
+        ),
+        ({"AuthType": "AWS_IAM", "ApiKeysSsmParameter": "/chainserve/keys"}, True),
+    ],
+)
+def test_public_url_requires_app_api_keys(path: Path, parameters: dict, deploys: bool) -> None:
+    template = Template(path, **parameters)
+    assert template.rules_pass() is deploys
+    if deploys and "ApiKeysSsmParameter" in parameters:
+        env = template.function()["Properties"]["Environment"]["Variables"]
+        assert env["CHAINSERVE_API_KEYS_SSM_PARAMETER"] == "/chainserve/keys"
+        assert "CHAINSERVE_API_KEYS_SECRET_ID" not in env
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
