@@ -1,4 +1,4 @@
-"""The ``chainserve`` command: serve, dev, validate, emulator, schema."""
+"""The ``chainserve`` command: serve, dev, validate, emulator, schema, models, package."""
 
 import argparse
 import json
@@ -88,9 +88,15 @@ def _serve(args: argparse.Namespace, **overrides: object) -> int:
     from service.loader import ChainFileErrors
     from service.settings import Settings
 
+    from pydantic import ValidationError
+
     if args.chains is not None:
         overrides["chains_dir"] = args.chains
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:  # a CHAINSERVE_* variable with a bad value
+        print(f"chainserve: invalid settings: {exc}", file=sys.stderr)
+        return 2
     try:
         app = create_app(settings)
     except (ChainFileErrors, ApiKeysUnavailable) as exc:

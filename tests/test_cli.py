@@ -236,3 +236,16 @@ def test_emulator_command_with_fault() -> None:
         with pytest.raises(ClientError) as caught:
             runtime.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "x"}]}])
         assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+def test_bad_setting_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [*CHAINSERVE, "serve", "--port", str(free_port())],
+        env={**os.environ, "CHAINSERVE_MAX_CONCURRENCY": "lots"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid settings" in result.stderr and "max_concurrency" in result.stderr
+    assert "Traceback" not in result.stderr
