@@ -82,13 +82,12 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace, **overrides: object) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
     from service.app import create_app
     from service.auth import ApiKeysUnavailable
     from service.loader import ChainFileErrors
     from service.settings import Settings
-
-    from pydantic import ValidationError
 
     if args.chains is not None:
         overrides["chains_dir"] = args.chains
