@@ -198,14 +198,15 @@ def _log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
 async def _body(request: Request) -> bytes:
     """The request body, refused with 413 past the configured limit."""
     limit = request.app.state.settings.max_body_bytes
+    too_large = errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
+        raise too_large
     body = bytearray()
     async for part in request.stream():
         body += part
-        if len(body) > limit:
-            raise errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
+        if len(body) > limit:  # a chunked body has no Content-Length to refuse early
+            raise too_large
     return bytes(body)
 
 
