@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KIND[:N]",
         help="fail every call, e.g. throttle, stream_error:3 (after 3 tokens), slow_first_token:5000",
     )
+    emulator.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="info logs every call; warning only problems",
+    )
 
     commands.add_parser("schema", help="print the JSON Schema of chain files")
 
@@ -165,7 +171,7 @@ def _emulator(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError) as exc:
         print(f"chainserve emulator: {exc}", file=sys.stderr)
         return 2
-    run(args.host, args.port, pace, faults)
+    run(args.host, args.port, pace, faults, log_level=args.log_level)
     return 0
 
 

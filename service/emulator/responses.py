@@ -243,6 +243,8 @@ def _event_stream(
                     # Even at full speed: after a disconnect, send() returns at once, and only a
                     # suspension lets Starlette cancel this stream (else it "completes").
                     await asyncio.sleep(gap)
+                if not index:
+                    call.first_token = time.monotonic()
                 call.tokens_sent += 1
                 for frame in frames(token):
                     yield frame

@@ -23,7 +23,7 @@ class Emulator(BackgroundServer):
         super().__init__(create_emulator_app(self.state), **config)
 
 
-def run(host: str, port: int, pace: Pace, faults: list[Fault]) -> None:
+def run(host: str, port: int, pace: Pace, faults: list[Fault], log_level: str = "info") -> None:
     """Serve the emulator in the foreground until interrupted."""
     app = create_emulator_app(EmulatorState(pace=pace, faults=faults))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

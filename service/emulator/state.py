@@ -74,6 +74,7 @@ class Call:
     status: str = "running"  # running | completed | failed | disconnected
     fault: str | None = None
     started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None  # when the first token was sent (streams), monotonic
     ended: float | None = None
 
     def end(self, status: str) -> None:

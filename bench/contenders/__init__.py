@@ -1,0 +1,1 @@
+"""The servers under test, each started as its own process (see :mod:`bench.contenders.catalog`)."""
