@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WHEELS := $(VENV)/wheels
 
-.PHONY: run test lint package lock clean build-ChainserveFunction
+.PHONY: run test lint bench package lock clean build-ChainserveFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,13 @@ test: $(STAMP) $(WHEELS)/.done
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
 	$(BIN)/mypy
+
+# The benchmarks (docs/performance.md): about 15 minutes; the table and bench-results.json
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
 
 # The Lambda zip for ARCH (arm64 or x86_64): build/chainserve-$(ARCH).zip
 package: $(STAMP)

@@ -1,8 +1,8 @@
 """``python -m bench``: run the figures, print the table, write the JSON results.
 
-    python -m bench                      # everything, as recorded in docs/performance.md
-    python -m bench --figures cpu,ttfb   # some figures only
-    python -m bench --smoke              # seconds: checks the benchmark runs, figures meaningless
+python -m bench                      # everything, as recorded in docs/performance.md
+python -m bench --figures cpu,ttfb   # some figures only
+python -m bench --smoke              # seconds: checks the benchmark runs, figures meaningless
 """
 
 import argparse
@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated server contenders (the botocore floor always runs)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a run check only")
-    parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="results file")
+    parser.add_argument(
+        "--json", type=Path, default=Path("bench-results.json"), help="results file"
+    )
     args = parser.parse_args(argv)
     figures = [name.strip() for name in args.figures.split(",") if name.strip()]
     unknown = set(figures) - set(FIGURES)

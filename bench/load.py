@@ -59,7 +59,9 @@ async def one_stream(client: httpx.AsyncClient, job: dict[str, Any]) -> dict[str
     return result
 
 
-async def _deadlined(job: dict[str, Any], client: httpx.AsyncClient, delay: float) -> dict[str, Any]:
+async def _deadlined(
+    job: dict[str, Any], client: httpx.AsyncClient, delay: float
+) -> dict[str, Any]:
     await asyncio.sleep(delay)
     try:
         return await asyncio.wait_for(one_stream(client, job), job["timeout_s"])

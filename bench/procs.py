@@ -60,7 +60,7 @@ class Process:
 
     def __init__(self, command: Sequence[str], cpus: set[int], env: dict[str, str]) -> None:
         self.command = list(command)
-        self._log: IO[bytes] = tempfile.TemporaryFile()
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.started = time.perf_counter()
         self.popen = subprocess.Popen(
             self.command,
@@ -141,7 +141,9 @@ class Emulator:
         )  # fmt: skip
         wait_ready(self.process, f"{self.url}/_emulator/state")
 
-    def pace(self, ttft_ms: float = 0, tokens_per_second: float = 0, reply_tokens: int = 20) -> None:
+    def pace(
+        self, ttft_ms: float = 0, tokens_per_second: float = 0, reply_tokens: int = 20
+    ) -> None:
         """Set the pace of every reply from now on and forget past calls."""
         httpx.post(f"{self.url}/_emulator/reset").raise_for_status()
         pace = {"ttft_ms": ttft_ms, "tokens_per_second": tokens_per_second}

@@ -5,6 +5,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -102,6 +103,7 @@ def read_stream(client: httpx.Client, target: Target, base_url: str) -> tuple[fl
         raise RuntimeError(f"{target.name}: no token in {bytes(body[:300])!r}")
     return first, len(token.findall(body))
 
+
 def gaps_beyond_pacing(streams: list[dict[str, Any]], interval_s: float) -> list[float]:
     """Seconds between a stream's successive arrivals (from its first token on), less the
     emulator's interval between chunks: over all streams of a load result."""
@@ -109,5 +111,5 @@ def gaps_beyond_pacing(streams: list[dict[str, Any]], interval_s: float) -> list
     for stream in streams:
         if stream["first"] is not None:
             times = [stream["first"], *stream["arrivals"]]
-            gaps += [later - earlier - interval_s for earlier, later in zip(times, times[1:])]
+            gaps += [later - earlier - interval_s for earlier, later in pairwise(times)]
     return gaps

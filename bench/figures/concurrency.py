@@ -20,7 +20,9 @@ PACE = 20  # chunks per second per stream
 GAP_LIMIT_S = 0.050  # beyond the pacing, at p99
 
 
-def _step(rig: Rig, target: Target, base: str, process: Process | None, level: int) -> dict[str, Any]:
+def _step(
+    rig: Rig, target: Target, base: str, process: Process | None, level: int
+) -> dict[str, Any]:
     sizes = rig.sizes
     rig.emulator.forget_calls()
     emulator_before = rig.emulator.process.cpu_seconds()
@@ -48,7 +50,9 @@ def _step(rig: Rig, target: Target, base: str, process: Process | None, level: i
     }  # fmt: skip
 
 
-def _ramp(rig: Rig, target: Target, base: str, process: Process | None, start: int) -> dict[str, Any]:
+def _ramp(
+    rig: Rig, target: Target, base: str, process: Process | None, start: int
+) -> dict[str, Any]:
     steps = []
     sustained = 0
     for level in rig.sizes.ramp_levels[start:]:
@@ -62,9 +66,11 @@ def _ramp(rig: Rig, target: Target, base: str, process: Process | None, start: i
 
 def _target(rig: Rig, target: Target, repeats: int) -> dict[str, Any]:
     levels = rig.sizes.ramp_levels
-    with server(target, rig.emulator) if isinstance(target, Contender) else nullcontext(
-        (None, rig.emulator.url)
-    ) as (process, base):
+    with (
+        server(target, rig.emulator)
+        if isinstance(target, Contender)
+        else nullcontext((None, rig.emulator.url)) as (process, base)
+    ):
         ramps = [_ramp(rig, target, base, process, 0)]
         # Later ramps start two levels below the first one's result: the levels under it held.
         first = ramps[0]["sustained"]

@@ -22,7 +22,10 @@ def measure(rig: Rig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for contender in rig.contenders:
         per_round = []
-        with server(contender, rig.emulator) as (process, base), httpx.Client(timeout=120) as client:
+        with (
+            server(contender, rig.emulator) as (process, base),
+            httpx.Client(timeout=120) as client,
+        ):
             read_stream(client, contender, base)  # warm-up: first-request imports and caches
             for _ in range(sizes.cpu_rounds):
                 before = process.cpu_seconds()
