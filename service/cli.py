@@ -1,12 +1,17 @@
 """The ``chainserve`` command: serve, dev, validate, emulator, schema, models, package."""
 
 import argparse
+import gc
 import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service import __version__
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +92,36 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace, **overrides: object) -> int:
+    # Start-up creates about a million objects that live as long as the process: collecting
+    # them while they are made is wasted time (0.1 s of a 1 s cold start). Collect after,
+    # with the start-up objects frozen out of every later collection.
+    gc.disable()
+    try:
+        app_or_exit = _create_app(args, overrides)
+    finally:
+        gc.freeze()
+        gc.enable()
+    if isinstance(app_or_exit, int):
+        return app_or_exit
+
     import uvicorn
+
+    settings = app_or_exit.state.settings
+    uvicorn.run(
+        app_or_exit,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        server_header=False,
+        ws="none",  # no WebSocket routes: skip loading a WebSocket implementation
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _create_app(args: argparse.Namespace, overrides: dict[str, object]) -> "FastAPI | int":
+    """The app for ``serve`` and ``dev``, or the exit status if settings or chains are bad."""
     from pydantic import ValidationError
 
     from service.app import create_app
@@ -103,19 +137,10 @@ def _serve(args: argparse.Namespace, **overrides: object) -> int:
         print(f"chainserve: invalid settings: {exc}", file=sys.stderr)
         return 2
     try:
-        app = create_app(settings)
+        return create_app(settings)
     except (ChainFileErrors, ApiKeysUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 1
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=5,
-    )
-    return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
