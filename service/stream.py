@@ -13,6 +13,8 @@ is read.
 
 import asyncio
 import contextlib
+import contextvars
+import queue
 import threading
 import time
 import uuid
@@ -30,6 +32,7 @@ from service import errors
 from service.runnable import opened_streams
 
 T = TypeVar("T")
+_Job = tuple[Callable[[], Any], int, "asyncio.Future[Any]"]
 MAX_BUFFERED_CHUNKS = 256  # per run, between the worker and the event loop
 
 
@@ -95,25 +98,36 @@ class _End:
 class Workers:
     """The threads chain runs execute on, with a hard cap: past it, 503 instead of a queue.
 
-    One daemon thread per run, not a pool: a pool's threads are joined when the process
-    exits, so a run stalled on Bedrock would hold a shutting-down server for up to the read
-    timeout.
+    One thread per run at a time. A thread that finishes a run waits ``idle_seconds`` for the
+    next before it exits, so a busy server does not start a thread per request (starting one
+    holds the event loop for about a millisecond). Daemon threads, not a pool's: a pool's
+    threads are joined when the process exits, so a run stalled on Bedrock would hold a
+    shutting-down server for up to the read timeout.
     """
 
-    def __init__(self, max_workers: int, retry_after: int) -> None:
+    def __init__(self, max_workers: int, retry_after: int, idle_seconds: float = 30.0) -> None:
         self._max = max_workers
         self._retry_after = retry_after
+        self._idle_seconds = idle_seconds
         self._active = 0
         self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Job]] = []  # the inboxes of waiting threads
         self._runs: weakref.WeakSet[ChainRun] = weakref.WeakSet()
 
     @property
     def active(self) -> int:
         return self._active
 
+    @property
+    def threads(self) -> int:
+        """Threads waiting for a run (the running ones are ``active``, at most)."""
+        return len(self._idle)
+
     def run(self, function: Callable[[], T], slots: int = 1) -> "asyncio.Future[T]":
         """Run ``function`` on a worker thread, holding ``slots`` of the cap (a batch holds
         one per model call it makes at once); raises 503 when they are not free."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        job: _Job = (function, slots, future)
         with self._lock:
             if self._active + slots > self._max:
                 raise errors.ApiError(
@@ -124,15 +138,34 @@ class Workers:
                     headers={"Retry-After": str(self._retry_after)},
                 )
             self._active += slots
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        worker = threading.Thread(
-            target=self._counted, args=(function, slots, future), name="chain", daemon=True
-        )
-        worker.start()
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put(job)
+        else:
+            threading.Thread(target=self._serve, args=(job,), name="chain", daemon=True).start()
         return future
 
-    def _counted(self, function: Callable[[], T], slots: int, future: "asyncio.Future[T]") -> None:
+    def _serve(self, job: "_Job") -> None:
+        inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        while True:
+            # A fresh context per run, as a new thread would have: nothing a run set in a
+            # context variable reaches the next run on this thread.
+            function, slots, future = job
+            contextvars.Context().run(self._counted, function, slots, future)
+            with self._lock:
+                self._idle.append(inbox)
+            try:
+                job = inbox.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # taken just as the wait ended: its run is on the way
+
+    def _counted(
+        self, function: Callable[[], Any], slots: int, future: "asyncio.Future[Any]"
+    ) -> None:
         try:
             outcome: tuple[Callable[[Any], None], Any] = (future.set_result, function())
         except BaseException as exc:

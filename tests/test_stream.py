@@ -1,6 +1,10 @@
 """Streaming over real HTTP: incremental delivery, both wire formats, EventSource, disconnects."""
 
+import asyncio
+import contextvars
+import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -8,6 +12,8 @@ import pytest
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Pace
+from service.errors import ApiError
+from service.stream import Workers
 from tests.helpers import parse_sse, wait_for
 
 BODY = {"input": {"text": "Streams are fun."}}
@@ -168,3 +174,56 @@ def test_deeply_nested_query_json_is_422(client: httpx.Client) -> None:
     response = client.get("/chains/chat/stream", params=params)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "input.history"
+
+
+# -- Workers: the threads runs execute on ------------------------------------------------------
+
+_marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+
+
+def test_a_finished_runs_thread_takes_the_next_run_in_a_fresh_context() -> None:
+    def first() -> tuple[int, str]:
+        _marker.set("left by the first run")
+        return threading.get_ident(), _marker.get()
+
+    def second() -> tuple[int, str]:
+        return threading.get_ident(), _marker.get()
+
+    async def main() -> tuple[tuple[int, str], tuple[int, str], int]:
+        workers = Workers(max_workers=4, retry_after=1)
+        one = await workers.run(first)
+        await wait_async(lambda: workers.threads == 1)
+        two = await workers.run(second)
+        return one, two, workers.active
+
+    (thread_one, seen_one), (thread_two, seen_two), active = asyncio.run(main())
+    assert thread_one == thread_two  # no new thread per run
+    assert (seen_one, seen_two) == ("left by the first run", "unset")
+    assert active == 0
+
+
+def test_idle_threads_exit_and_the_cap_still_holds() -> None:
+    release = threading.Event()
+
+    async def main() -> None:
+        workers = Workers(max_workers=2, retry_after=1, idle_seconds=0.1)
+        running = [workers.run(release.wait), workers.run(release.wait)]
+        with pytest.raises(ApiError) as busy:
+            workers.run(release.wait)
+        assert busy.value.status == 503
+        release.set()
+        await asyncio.gather(*running)
+        await wait_async(lambda: workers.threads == 2)
+        await wait_async(lambda: workers.threads == 0)  # after idle_seconds
+
+    before = {t for t in threading.enumerate() if t.name == "chain"}
+    asyncio.run(main())
+    time.sleep(0.1)
+    assert {t for t in threading.enumerate() if t.name == "chain"} <= before
+
+
+async def wait_async(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
