@@ -120,6 +120,8 @@ def table(results: dict[str, Any]) -> str:
          lambda n: _spread(_get(figures, "concurrency", n, "sustained_streams"))),
         ("1,000 slow streams: errors",
          lambda n: _fmt(_get(figures, "slow_streams", n, "errors"))),
+        ("1,000 slow streams: inter-chunk gap beyond pacing, ms: p50 / p99",
+         lambda n: _p50_p99(_get(figures, "slow_streams", n, "gap_beyond_pacing_ms"), 1)),
         ("1,000 slow streams: peak RSS per stream, MB",
          lambda n: _fmt(_get(figures, "slow_streams", n, "rss_per_stream_mb"), 3)),
         ("cold start to first byte, s: median (min–max)",
