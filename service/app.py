@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from service import __version__, errors, openapi, routes
 from service.auth import ApiKeyAuth, load_keys
 from service.catalog import Catalog
+from service.collector import collect_between_runs, freeze_start_up
 from service.middleware import RequestContext
 from service.settings import Settings
 from service.stream import Workers
@@ -40,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher = asyncio.create_task(_watch(settings, catalog)) if settings.reload else None
+        freeze_start_up()
+        collector = asyncio.create_task(collect_between_runs(lambda: workers.active))
         yield
+        collector.cancel()
         if watcher is not None:
             watcher.cancel()
         workers.shutdown()

@@ -1,0 +1,58 @@
+"""Garbage collection policy: full collections between runs, never in the middle of streams."""
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from service.collector import NEVER, collect_between_runs, freeze_start_up
+
+
+@pytest.fixture
+def full_collections() -> Iterator[list[float]]:
+    """Records each collection of the oldest generation; restores GC settings afterwards."""
+    seen: list[float] = []
+    threshold = gc.get_threshold()
+
+    def record(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            seen.append(1.0)
+
+    gc.callbacks.append(record)
+    yield seen
+    gc.callbacks.remove(record)
+    gc.set_threshold(*threshold)
+    gc.unfreeze()
+
+
+def test_start_up_objects_are_frozen_and_full_collections_stop(full_collections) -> None:
+    freeze_start_up()
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[2] == NEVER
+    # Plenty of young collections (containers are tracked), none of the oldest generation.
+    survivors = [[[]] for _ in range(200_000)]
+    assert len(survivors) == 200_000
+    assert full_collections == []
+
+
+def _run_collector(active: int, longest_wait: float) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(collect_between_runs(lambda: active, 0.02, longest_wait))
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def test_collects_when_no_run_is_in_progress(full_collections) -> None:
+    _run_collector(active=0, longest_wait=600)
+    assert len(full_collections) >= 1
+
+
+def test_waits_while_runs_are_in_progress_up_to_the_longest_wait(full_collections) -> None:
+    _run_collector(active=3, longest_wait=600)
+    assert full_collections == []
+    _run_collector(active=3, longest_wait=0.05)
+    assert len(full_collections) >= 1
