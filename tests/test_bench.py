@@ -96,3 +96,16 @@ def test_smoke_run_measures_every_figure_for_every_contender(tmp_path) -> None:
     assert results["machine"]["packages"]["langserve"]
     assert len(results["targets"]) == 9
     assert table(results) in run.stdout
+
+
+def test_readme_quotes_the_recorded_run() -> None:
+    """The headline ratios in the README are those of docs/performance-run.json."""
+    recorded = json.loads((REPO / "docs" / "performance-run.json").read_text())
+    rows = {row["target"]: row["value"] for row in recorded["targets"]}
+    readme = (REPO / "README.md").read_text()
+    performance = (REPO / "docs" / "performance.md").read_text()
+    cpu = f"{rows['CPU per chunk vs LangServe']:.2f}× the CPU of LangServe"
+    streams = f"{rows['sustained 20/s streams vs LangServe']:.0f}× as many"
+    assert cpu in readme and cpu in performance
+    assert streams in readme and streams in performance
+    assert recorded["machine"]["commit"] in performance
