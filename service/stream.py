@@ -145,21 +145,14 @@ class Workers:
                 )
             self._active += slots
             inbox = self._idle.pop() if self._idle else None
-        if inbox is not None:
-            inbox.put(job)
-        else:
-            threading.Thread(target=self._serve, args=(job,), name="chain", daemon=True).start()
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="chain", daemon=True).start()
+        inbox.put(job)
         return future
 
-    def _serve(self, job: "_Job") -> None:
-        inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+    def _serve(self, inbox: "queue.SimpleQueue[_Job]") -> None:
         while True:
-            # A fresh context per run, as a new thread would have: nothing a run set in a
-            # context variable reaches the next run on this thread.
-            function, slots, future = job
-            contextvars.Context().run(self._counted, function, slots, future)
-            with self._lock:
-                self._idle.append(inbox)
             try:
                 job = inbox.get(timeout=self._idle_seconds)
             except queue.Empty:
@@ -168,6 +161,16 @@ class Workers:
                         self._idle.remove(inbox)
                         return
                 job = inbox.get()  # taken just as the wait ended: its run is on the way
+            self._execute(job)
+            del job  # the finished run is not kept alive while this thread waits
+            with self._lock:
+                self._idle.append(inbox)
+
+    def _execute(self, job: "_Job") -> None:
+        # A fresh context per run, as a new thread would have: nothing a run set in a context
+        # variable reaches the next run on this thread.
+        function, slots, future = job
+        contextvars.Context().run(self._counted, function, slots, future)
 
     def _counted(
         self, function: Callable[[], Any], slots: int, future: "asyncio.Future[Any]"

@@ -2,8 +2,10 @@
 
 import asyncio
 import contextvars
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import httpx
@@ -220,6 +222,23 @@ def test_idle_threads_exit_and_the_cap_still_holds() -> None:
     asyncio.run(main())
     time.sleep(0.1)
     assert {t for t in threading.enumerate() if t.name == "chain"} <= before
+
+
+def test_a_waiting_thread_keeps_nothing_of_its_last_run() -> None:
+    class Run:
+        def __call__(self) -> str:
+            return "done"
+
+    async def main() -> weakref.ref[Run]:
+        workers = Workers(max_workers=1, retry_after=1)
+        run = Run()
+        assert await workers.run(run) == "done"
+        await wait_async(lambda: workers.threads == 1)
+        return weakref.ref(run)
+
+    finished = asyncio.run(main())
+    gc.collect()
+    assert finished() is None
 
 
 async def wait_async(condition: Callable[[], bool], timeout: float = 5) -> None:
