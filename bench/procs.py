@@ -166,6 +166,11 @@ class Emulator:
         self.process.stop()
 
 
+def server_env(emulator: Emulator) -> dict[str, str]:
+    """The environment of a server under test: Bedrock is the emulator; quiet logs."""
+    return {"CHAINSERVE_BEDROCK_ENDPOINT_URL": emulator.url, "CHAINSERVE_LOG_LEVEL": "warning"}
+
+
 @contextlib.contextmanager
 def server(contender: Any, emulator: Emulator) -> Iterator[tuple[Process, str]]:
     """A contender's server process, ready, on the server CPU: ``(process, base_url)``."""
@@ -173,7 +178,7 @@ def server(contender: Any, emulator: Emulator) -> Iterator[tuple[Process, str]]:
     process = Process(
         contender.command(port),
         SERVER_CPUS,
-        {"CHAINSERVE_BEDROCK_ENDPOINT_URL": emulator.url, "CHAINSERVE_LOG_LEVEL": "warning"},
+        server_env(emulator),
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from bench.contenders.catalog import Contender, Target
-from bench.procs import LOAD_CPUS, Emulator, Process
+from bench.procs import LOAD_CPUS, SERVER_CPUS, Emulator, Process
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,24 @@ class Rig:
 
     def load(self, job: dict[str, Any]) -> dict[str, Any]:
         """Run a :mod:`bench.load` job in its own process on the load CPU."""
-        client = Process([sys.executable, "-m", "bench.load"], LOAD_CPUS, {})
-        try:
-            result: dict[str, Any] = json.loads(client.communicate(json.dumps(job).encode()))
-        finally:
-            client.stop()
-        return result
+        return _json_process(["bench.load"], LOAD_CPUS, json.dumps(job).encode())
+
+    def botocore_floor(self, mode: str, **options: int) -> dict[str, Any]:
+        """Run :mod:`bench.contenders.botocore_floor` on the server CPU, against the emulator."""
+        args = ["bench.contenders.botocore_floor", mode, "--endpoint", self.emulator.url]
+        for name, value in options.items():
+            args += [f"--{name}", str(value)]
+        return _json_process(args, SERVER_CPUS)
+
+
+def _json_process(module_args: list[str], cpus: set[int], stdin: bytes = b"") -> dict[str, Any]:
+    """``python -m <module_args>`` on ``cpus``; its standard output, parsed as JSON."""
+    process = Process([sys.executable, "-m", *module_args], cpus, {})
+    try:
+        result: dict[str, Any] = json.loads(process.communicate(stdin))
+    finally:
+        process.stop()
+    return result
 
 
 def load_job(target: Target, base_url: str, tokens: int, **extra: Any) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher = asyncio.create_task(_watch(settings, catalog)) if settings.reload else None
-        freeze_start_up()
+        freeze_start_up()  # again: `chainserve serve` froze before uvicorn started; this covers the rest
         collector = asyncio.create_task(collect_between_runs(lambda: workers.active))
         yield
         collector.cancel()

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bench.procs import SERVER_CPUS, Process, free_port
+from bench.procs import SERVER_CPUS, Process, free_port, server_env
 from bench.rig import Rig, read_stream
 from bench.stats import spread
 
@@ -19,8 +19,7 @@ from bench.stats import spread
 def _first_byte(rig: Rig, contender: Any) -> tuple[float, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"CHAINSERVE_BEDROCK_ENDPOINT_URL": rig.emulator.url, "CHAINSERVE_LOG_LEVEL": "warning"}
-    process = Process(contender.command(port), SERVER_CPUS, env)
+    process = Process(contender.command(port), SERVER_CPUS, server_env(rig.emulator))
     try:
         with httpx.Client(timeout=60) as client:
             while True:

@@ -4,14 +4,12 @@ The server's own CPU time (user + system, all threads, from /proc) over each rou
 streams, divided by the chunks it streamed. The botocore floor measures its own process.
 """
 
-import json
-import sys
 import time
 from typing import Any
 
 import httpx
 
-from bench.procs import SERVER_CPUS, Process, server
+from bench.procs import server
 from bench.rig import Rig, read_stream
 from bench.stats import spread
 
@@ -37,16 +35,7 @@ def measure(rig: Rig) -> dict[str, Any]:
                 chunks = sizes.cpu_chunks * sizes.cpu_streams
                 per_round.append((process.cpu_seconds() - before) / chunks * 1e6)
         results[contender.name] = {"us_per_chunk": spread(per_round), "rounds": per_round}
-    floor = Process(
-        [sys.executable, "-m", "bench.contenders.botocore_floor", "cpu",
-         "--endpoint", rig.emulator.url,
-         "--rounds", str(sizes.cpu_rounds), "--streams", str(sizes.cpu_streams)],
-        SERVER_CPUS,
-        {},
-    )  # fmt: skip
-    try:
-        rounds = [s * 1e6 for s in json.loads(floor.communicate())["cpu_per_event"]]
-    finally:
-        floor.stop()
+    floor = rig.botocore_floor("cpu", rounds=sizes.cpu_rounds, streams=sizes.cpu_streams)
+    rounds = [seconds * 1e6 for seconds in floor["cpu_per_event"]]
     results["botocore-floor"] = {"us_per_chunk": spread(rounds), "rounds": rounds}
     return results

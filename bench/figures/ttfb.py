@@ -7,13 +7,11 @@ validate, render, sign, connect) and on the way out (decode, encode, write). The
 floor shows the part any Python client of Bedrock pays (signing, decoding, loopback HTTP).
 """
 
-import json
-import sys
 from typing import Any
 
 import httpx
 
-from bench.procs import SERVER_CPUS, Process, server
+from bench.procs import server
 from bench.rig import Rig, read_stream
 from bench.stats import distribution
 
@@ -48,15 +46,6 @@ def measure(rig: Rig) -> dict[str, Any]:
             client_s = [read_stream(client, contender, base)[0] for _ in range(count)]
         results[contender.name] = _summary(client_s, _emulator_ttft(rig, count))
     rig.emulator.forget_calls()
-    floor = Process(
-        [sys.executable, "-m", "bench.contenders.botocore_floor", "ttfb",
-         "--endpoint", rig.emulator.url, "--requests", str(count), "--warmup", str(_WARMUP)],
-        SERVER_CPUS,
-        {},
-    )  # fmt: skip
-    try:
-        client_s = json.loads(floor.communicate())["first_token"]
-    finally:
-        floor.stop()
+    client_s = rig.botocore_floor("ttfb", requests=count, warmup=_WARMUP)["first_token"]
     results["botocore-floor"] = _summary(client_s, _emulator_ttft(rig, count))
     return results
