@@ -1,47 +1,57 @@
 # Two commands do all the set-up on a fresh machine (python3, pip and make only):
 #   make run    the service on http://127.0.0.1:8080 against the built-in Bedrock emulator
+#               (make run PORT=9000 HOST=0.0.0.0 to change where)
 #   make test   the whole test suite
 PYTHON ?= python3
 ARCH   ?= arm64
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/pip --disable-pip-version-check --quiet
+# Running needs only the service; the test tools (playwright, moto, cfn-lint, mypy…) are extra.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 WHEELS := $(VENV)/wheels
 
 .PHONY: run test lint bench package lock clean build-ChainserveFunction
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(PIP) install -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PIP) install -e '.[test]'
+	touch $(TEST_STAMP)
 
 # The locked wheels for this machine, so the Lambda contract test builds its package offline.
-$(WHEELS)/.done: requirements.lock $(STAMP)
+$(WHEELS)/.done: requirements.lock $(TEST_STAMP)
 	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -r requirements.lock -d $(WHEELS)
 	touch $@
 
-run: $(STAMP)
-	$(BIN)/chainserve dev
+run: $(RUN_STAMP)
+	$(BIN)/chainserve dev --host $(HOST) --port $(PORT)
 
-test: $(STAMP) $(WHEELS)/.done
+test: $(TEST_STAMP) $(WHEELS)/.done
+	$(BIN)/chainserve test chains/
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
 	$(BIN)/mypy
 
 # The benchmarks (docs/performance.md): about 15 minutes; the table and bench-results.json
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
 # The Lambda zip for ARCH (arm64 or x86_64): build/chainserve-$(ARCH).zip
-package: $(STAMP)
+package: $(RUN_STAMP)
 	$(BIN)/chainserve package --arch $(ARCH)
 
 # Resolve pyproject.toml again into requirements.lock
-lock: $(STAMP)
+lock: $(RUN_STAMP)
 	$(BIN)/chainserve package --update-lock
 
 # `sam build` runs this (template.yaml: BuildMethod makefile); it needs no virtualenv.

@@ -1,12 +1,13 @@
-"""The ``chainserve`` command: serve, dev, validate, emulator, schema, models, package."""
+"""The ``chainserve`` command: serve, dev, render, run, test, validate, emulator, schema, models,
+package."""
 
 import argparse
 import gc
 import json
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service import __version__
 
@@ -28,8 +29,19 @@ def main(argv: list[str] | None = None) -> int:
         "dev", help="serve the chains against the built-in emulator, reloading on change"
     )
     _server_options(dev)
-    dev.add_argument("--ttft-ms", type=float, default=300, help="emulated time to first token")
-    dev.add_argument("--tokens-per-second", type=float, default=25, help="emulated output pace")
+    _workbench_options(dev)
+
+    render = commands.add_parser(
+        "render", help="print the messages a chain would send the model; never calls a model"
+    )
+    _chain_options(render)
+    render.add_argument("--json", action="store_true", help="as POST /chains/NAME/render returns")
+
+    run = commands.add_parser(
+        "run", help="stream a chain's answer to the terminal (the emulator unless --live)"
+    )
+    _chain_options(run)
+    _workbench_options(run)
 
     validate = commands.add_parser("validate", help="check chain files; exit 1 on errors")
     validate.add_argument(
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     command = {
         "serve": _serve,
         "dev": _dev,
+        "render": _render,
+        "run": _run,
         "validate": _validate,
         "emulator": _emulator,
         "schema": _schema,
@@ -91,7 +105,38 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chains", type=Path, help="folder of chain files (default: chains)")
 
 
-def _serve(args: argparse.Namespace, **overrides: object) -> int:
+def _chain_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("chain", help="the chain's name")
+    parser.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an input (repeat for each); NAME=@FILE reads the value from a file; "
+        'messages inputs are JSON: history=\'[{"role": "user", "content": "Hi"}]\'',
+    )
+    parser.add_argument("--chains", type=Path, help="folder of chain files (default: chains)")
+
+
+def _workbench_options(parser: argparse.ArgumentParser) -> None:
+    """``dev``, ``run`` and ``test`` answer from the emulator unless ``--live`` is given."""
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="call Bedrock (or CHAINSERVE_BEDROCK_ENDPOINT_URL) instead of the built-in emulator",
+    )
+    parser.add_argument("--ttft-ms", type=float, default=300, help="emulated time to first token")
+    parser.add_argument(
+        "--tokens-per-second", type=float, default=25, help="emulated output pace (0 = no wait)"
+    )
+
+
+def _serve(
+    args: argparse.Namespace,
+    on_ready: "Callable[[FastAPI], None] | None" = None,
+    **overrides: object,
+) -> int:
     from service.collector import freeze_start_up
 
     # Start-up creates hundreds of thousands of objects that live as long as the process:
@@ -107,9 +152,10 @@ def _serve(args: argparse.Namespace, **overrides: object) -> int:
 
     import uvicorn
 
-    settings = app_or_exit.state.settings
-    uvicorn.run(
-        app_or_exit,
+    app = app_or_exit
+    settings = app.state.settings
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
@@ -118,6 +164,14 @@ def _serve(args: argparse.Namespace, **overrides: object) -> int:
         ws="none",  # no WebSocket routes: skip loading a WebSocket implementation
         timeout_graceful_shutdown=5,
     )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if on_ready is not None and not self.should_exit:  # the port is bound: say so
+                on_ready(app)
+
+    Server(config).run()
     return 0
 
 
@@ -145,22 +199,36 @@ def _create_app(args: argparse.Namespace, overrides: dict[str, object]) -> "Fast
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from service.emulator.server import Emulator
     from service.emulator.state import Pace
+    from service.local import bedrock_for
 
-    # The emulator accepts any signature; botocore only needs some credentials to sign with.
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "emulator")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "emulator")
-    os.environ.setdefault("AWS_REGION", "us-east-1")
     pace = Pace(ttft_ms=args.ttft_ms, tokens_per_second=args.tokens_per_second)
-    with Emulator(pace=pace) as bedrock:
-        print(f"Bedrock emulator on {bedrock.url}", file=sys.stderr)
-        print(
-            f"Try: curl -N http://{args.host}:{args.port}/chains/summarize/stream "
-            '-H \'Content-Type: application/json\' -d \'{"input": {"text": "Streams are fun."}}\'',
-            file=sys.stderr,
-        )
-        return _serve(args, bedrock_endpoint_url=bedrock.url, reload=True)
+    with bedrock_for(args.live, pace) as backend:
+        print(f"Bedrock: {backend.description}", file=sys.stderr)
+
+        def ready(app: "FastAPI") -> None:
+            from service.terminal import try_lines
+
+            state = app.state
+            print(
+                try_lines(state.catalog, state.settings.chains_dir, args.host, args.port),
+                file=sys.stderr,
+                flush=True,
+            )
+
+        return _serve(args, ready, bedrock_endpoint_url=backend.endpoint_url, reload=True)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from service.terminal import render_command
+
+    return render_command(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from service.terminal import run_command
+
+    return run_command(args)
 
 
 def _validate(args: argparse.Namespace) -> int:

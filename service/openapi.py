@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from service.catalog import Catalog, Chain
 
-_PER_CHAIN = ("invoke", "batch", "stream")
+_PER_CHAIN = ("invoke", "batch", "stream", "render")
 
 
 def build(app: FastAPI, catalog: Catalog) -> dict[str, Any]:

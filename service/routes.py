@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from service import errors, wire
 from service.catalog import Catalog, Chain
+from service.render import render as render_prompt
 from service.settings import Settings
 from service.stream import ChainRun, RunInfo, Usage, Workers
 
@@ -49,6 +50,17 @@ async def invoke(request: Request, name: str) -> dict[str, Any]:
         raise _failure(request, chain, exc) from None
     _log_run(request, chain, info, "invoke")
     return {"output": output, "metadata": _metadata(chain, info)}
+
+
+@router.post(
+    "/chains/{name}/render",
+    tags=["chains"],
+    summary="The messages the model would receive for this input; never calls a model",
+)
+async def render(request: Request, name: str) -> dict[str, Any]:
+    chain = _catalog(request).get(name)
+    variables, _ = chain.inputs.parse_request(await _body(request))
+    return render_prompt(chain, variables)
 
 
 @router.post("/chains/{name}/batch", tags=["chains"], summary="Run a chain on several inputs")
@@ -160,12 +172,15 @@ class RunResponse(StreamingResponse):
 
 
 def _metadata(chain: Chain, info: RunInfo) -> dict[str, Any]:
-    return {
+    metadata = {
         "run_id": info.run_id,
         "model": chain.model_id,
         "usage": info.usage.as_dict(),
         "latency_ms": info.latency_ms,
     }
+    if info.stop_reason:
+        metadata["stop_reason"] = info.stop_reason
+    return metadata
 
 
 def _failure(

@@ -140,7 +140,7 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
     if model.provider == "bedrock":
         from langchain_aws import ChatBedrock
 
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(model.additional_request_fields or {})
         if params.top_p is not None:
             kwargs["top_p"] = params.top_p
         if params.stop:
@@ -163,6 +163,7 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
         max_tokens=params.max_tokens,
         top_p=params.top_p,
         stop=params.stop,
+        additional_model_request_fields=model.additional_request_fields,
     )
 
 

@@ -44,6 +44,11 @@ class ModelSpec(Strict):
         "model behind it, e.g. anthropic.claude-3-haiku-20240307-v1:0.",
     )
     params: ModelParams = Field(default_factory=ModelParams)
+    additional_request_fields: dict[str, Any] | None = Field(
+        None,
+        description="Model-specific request fields, sent as they are (Converse: "
+        "additionalModelRequestFields; InvokeModel: merged into the body), e.g. {top_k: 50}.",
+    )
 
     @model_validator(mode="after")
     def _arn_needs_base_model(self) -> "ModelSpec":

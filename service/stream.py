@@ -60,18 +60,27 @@ class Usage:
 
 
 class UsageCollector(BaseCallbackHandler):
-    """Token counts of a run, taken from the model's final message (``usage_metadata``)."""
+    """Token counts and stop reason of a run, from the model's final message."""
 
     def __init__(self) -> None:
         self.usage = Usage()
+        self.stop_reason: str | None = None
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         for generations in response.generations:
             for generation in generations:
-                metadata = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                message = getattr(generation, "message", None)
+                metadata = getattr(message, "usage_metadata", None)
                 if metadata:
                     self.usage.input_tokens += metadata.get("input_tokens", 0)
                     self.usage.output_tokens += metadata.get("output_tokens", 0)
+                # Converse says stopReason, InvokeModel (ChatBedrock) stop_reason.
+                response_metadata = getattr(message, "response_metadata", None) or {}
+                reason = response_metadata.get("stopReason") or response_metadata.get(
+                    "stop_reason"
+                )
+                if reason:
+                    self.stop_reason = str(reason)
 
 
 @dataclass
@@ -92,6 +101,18 @@ class RunInfo:
     @property
     def usage(self) -> Usage:
         return self.collector.usage
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the model stopped (``end_turn``, ``max_tokens``, ``stop_sequence`` …), if it said."""
+        return self.collector.stop_reason
+
+    def summary(self) -> dict[str, Any]:
+        """Usage, latency and stop reason: the end of a stream, and invoke's metadata."""
+        summary: dict[str, Any] = {**self.usage.as_dict(), "latency_ms": self.latency_ms}
+        if self.stop_reason:
+            summary["stop_reason"] = self.stop_reason
+        return summary
 
 
 class _End:

@@ -3,7 +3,8 @@
 - text/plain (the default): the raw text, each chunk written as it arrives; a failure after
   the first chunk ends the body with a line ``[error] <status>: <message>``.
 - text/event-stream (``Accept: text/event-stream``, and ``GET .../stream``): LangServe's
-  events — ``metadata`` ``{"run_id"}``, one ``data`` per JSON-encoded chunk, ``usage``, ``end``;
+  events — ``metadata`` ``{"run_id"}``, one ``data`` per JSON-encoded chunk, ``usage`` (with
+  latency and the stop reason), ``end``;
   on failure ``error`` ``{"status_code", "message"}``.
 
 Chunks that arrived together are written together: one write, never held back for more.
@@ -53,9 +54,8 @@ class ServerSentEvents:
         return "".join(f"event: data\ndata: {json.dumps(chunk)}\n\n" for chunk in chunks).encode()
 
     def closing(self, info: RunInfo) -> bytes:
-        usage = {**info.usage.as_dict(), "latency_ms": info.latency_ms}
         # An empty data line: browsers' EventSource drops events that have no data at all.
-        return _event("usage", usage) + b"event: end\ndata: \n\n"
+        return _event("usage", info.summary()) + b"event: end\ndata: \n\n"
 
     def error(self, error: ApiError) -> bytes:
         return _event("error", {"status_code": error.status, "message": error.message})

@@ -51,8 +51,9 @@ def test_invoke_returns_output_and_metadata(client: httpx.Client) -> None:
     assert body["output"].startswith(f"[emulator] {MODEL} received:")
     assert "Summarize the following text in 3 sentences:\n\nCats sleep." in body["output"]
     metadata = body["metadata"]
-    assert set(metadata) == {"run_id", "model", "usage", "latency_ms"}
+    assert set(metadata) == {"run_id", "model", "usage", "latency_ms", "stop_reason"}
     assert metadata["model"] == MODEL
+    assert metadata["stop_reason"] == "end_turn"
     usage = metadata["usage"]
     assert usage["output_tokens"] == len(body["output"].split())
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
@@ -64,6 +65,7 @@ def test_invoke_through_chat_bedrock(client: httpx.Client, bedrock: Emulator) ->
     assert body["output"].endswith("user: Hello")
     assert bedrock.state.calls[0].operation == "invoke"
     assert body["metadata"]["usage"]["output_tokens"] > 0
+    assert body["metadata"]["stop_reason"] == "end_turn"  # ChatBedrock spells it stop_reason
 
 
 def test_chat_history_reaches_the_model(client: httpx.Client) -> None:

@@ -70,6 +70,17 @@ def test_sse_format(client: httpx.Client, bedrock: Emulator) -> None:
     assert usage["output_tokens"] == 12
     assert usage["total_tokens"] == usage["input_tokens"] + 12
     assert usage["latency_ms"] >= 0
+    assert usage["stop_reason"] == "end_turn"
+
+
+def test_sse_says_when_max_tokens_cut_the_reply(client: httpx.Client, bedrock: Emulator) -> None:
+    bedrock.state.pace = Pace(reply_tokens=500)  # summarize allows 400
+    response = client.post(
+        "/chains/summarize/stream", json=BODY, headers={"Accept": "text/event-stream"}
+    )
+    name, usage = parse_sse(response.text)[-2]
+    assert name == "usage"
+    assert usage["output_tokens"] == 400 and usage["stop_reason"] == "max_tokens"
 
 
 def test_sse_for_eventsource_via_get(client: httpx.Client) -> None:

@@ -1,0 +1,190 @@
+"""The workbench in a terminal: ``chainserve render`` and ``chainserve run``.
+
+Inputs come as ``-i key=value`` (``-i history=@turns.json`` reads the value from a file) and
+are checked by the same rules as HTTP requests' query strings: text, converted to the input's
+type; ``messages`` inputs are JSON. Output goes to stdout, everything else to stderr, so
+``chainserve run summarize -i text=@doc.txt > summary.txt`` keeps only the answer.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from service import errors
+from service.catalog import Catalog, Chain
+from service.loader import ChainFileErrors
+from service.local import bedrock_for
+from service.render import render
+from service.runnable import opened_streams
+from service.settings import Settings
+from service.stream import RunInfo
+
+
+class CommandError(Exception):
+    """A problem the user can fix, said in one line; the command exits with ``status``."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_inputs(pairs: list[str]) -> dict[str, str]:
+    """``["text=hello", "history=@turns.json"]`` → ``{"text": "hello", "history": "[...]"}``."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise CommandError(f"-i {pair!r}: write -i NAME=VALUE (or NAME=@FILE to read a file)")
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"-i {name}: cannot read {value[1:]}: {exc}") from None
+        values[name] = value
+    return values
+
+
+def render_command(args: argparse.Namespace) -> int:
+    return _guarded(_render, args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    return _guarded(_run, args)
+
+
+def _guarded(command: Any, args: argparse.Namespace) -> int:
+    try:
+        return int(command(args))
+    except CommandError as exc:
+        print(f"chainserve {args.command}: {exc}", file=sys.stderr)
+        return exc.status
+
+
+def _render(args: argparse.Namespace) -> int:
+    # Rendering never calls a model: an endpoint that goes nowhere is fine.
+    chain, variables = _load(args, endpoint_url=None)
+    rendered = render(chain, variables)
+    if args.json:
+        print(json.dumps(rendered, indent=2, ensure_ascii=False))
+        return 0
+    params = " ".join(f"{key}={value}" for key, value in rendered["params"].items())
+    print(f"{rendered['model']} ({rendered['provider']}){'  ' + params if params else ''}")
+    for message in rendered["messages"]:
+        print(f"\n[{message['role']}]\n{message['content']}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from service.emulator.state import Pace
+
+    pace = Pace(ttft_ms=args.ttft_ms, tokens_per_second=args.tokens_per_second)
+    with bedrock_for(args.live, pace) as backend:
+        chain, variables = _load(args, endpoint_url=backend.endpoint_url)
+        print(
+            f"{chain.name} → {chain.model_id}, answered by {backend.description}", file=sys.stderr
+        )
+        info = RunInfo()
+        first_token_ms: int | None = None
+        ends_with_newline = True
+        with opened_streams() as upstream:
+            try:
+                for chunk in chain.runnable.stream(variables, info.config({})):  # type: ignore[arg-type]
+                    if first_token_ms is None:
+                        first_token_ms = info.latency_ms
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                    ends_with_newline = chunk.endswith("\n") if chunk else ends_with_newline
+            except KeyboardInterrupt:
+                # LangChain drains the model's stream when its generator closes: stop Bedrock.
+                for stream in upstream:
+                    stream.close()
+                print("\n[stopped]", file=sys.stderr)
+                return 130
+            except Exception as exc:
+                error = errors.classify(exc, model_id=chain.model_id, retry_after=0)
+                if not ends_with_newline:
+                    print()
+                print(f"[error] {error.status}: {error.message}", file=sys.stderr)
+                return 1
+        if not ends_with_newline:
+            print()
+    print(_summary(info, first_token_ms), file=sys.stderr)
+    return 0
+
+
+def _summary(info: RunInfo, first_token_ms: int | None) -> str:
+    usage = info.usage
+    parts = [
+        f"{usage.input_tokens} input + {usage.output_tokens} output tokens",
+        f"first token {first_token_ms} ms" if first_token_ms is not None else "no output",
+        f"total {info.latency_ms} ms",
+    ]
+    if info.stop_reason:
+        parts.append(f"stop: {info.stop_reason}")
+    return " · ".join(parts)
+
+
+def _load(args: argparse.Namespace, endpoint_url: str | None) -> tuple[Chain, dict[str, Any]]:
+    """The chain named on the command line, and its validated inputs."""
+    raw = parse_inputs(args.input)
+    settings = Settings(bedrock_endpoint_url=endpoint_url)
+    if args.chains is not None:
+        settings = settings.model_copy(update={"chains_dir": args.chains})
+    catalog = Catalog(settings)
+    try:
+        catalog.load()
+    except ChainFileErrors as exc:
+        raise CommandError(f"chain files have errors:\n{exc}", status=1) from None
+    try:
+        chain = catalog.get(args.chain)
+        return chain, chain.inputs.parse_query(raw)
+    except errors.ApiError as exc:
+        raise CommandError(_for_terminal(exc)) from None
+
+
+def _for_terminal(error: errors.ApiError) -> str:
+    """An HTTP error message, said for ``-i`` flags (``input.text`` → ``-i text``)."""
+    if not error.errors:
+        return error.message
+    return "; ".join(
+        f"-i {item['field'].removeprefix('input.')}: {item['message']}" for item in error.errors
+    )
+
+
+def try_lines(catalog: Catalog, folder: Path, host: str, port: int) -> str:
+    """What ``chainserve dev`` says once its port is bound: the playground, and a ``curl -N``
+    for a chain that is really in the folder it serves."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{shown}:{port}" if ":" not in shown else f"http://[{shown}]:{port}"
+    lines = [f"Playground: {base}/playground"]
+    chains = sorted(catalog, key=lambda chain: (_needs_history(chain), chain.name))
+    if chains:
+        chain = chains[0]
+        body = json.dumps({"input": _example_input(chain)})
+        lines.append(
+            f"Try: curl -N {base}/chains/{chain.name}/stream "
+            f"-H 'Content-Type: application/json' -d '{_shell_single(body)}'"
+        )
+    else:
+        lines.append(f"No chains yet: add a chain file to {folder} (see README).")
+    return "\n".join(lines)
+
+
+def _needs_history(chain: Chain) -> bool:
+    return any(item.type == "messages" for item in chain.spec.inputs.values())
+
+
+def _example_input(chain: Chain) -> dict[str, Any]:
+    """Values for the required inputs: enough for a first call to succeed."""
+    examples = {"string": "Streams are fun.", "integer": 1, "number": 1.0, "boolean": True}
+    return {
+        name: item.enum[0] if item.enum else examples.get(item.type, [])
+        for name, item in chain.spec.inputs.items()
+        if item.is_required
+    }
+
+
+def _shell_single(text: str) -> str:
+    return text.replace("'", "'\\''")
