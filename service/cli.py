@@ -2,6 +2,7 @@
 package."""
 
 import argparse
+import contextlib
 import gc
 import json
 import sys
@@ -48,6 +49,27 @@ def main(argv: list[str] | None = None) -> int:
         "folder", nargs="?", type=Path, help="default: CHAINSERVE_CHAINS_DIR or chains"
     )
 
+    test = commands.add_parser(
+        "test", help="run the chains' tests (the emulator unless --live); exit 1 on failures"
+    )
+    test.add_argument(
+        "folder", nargs="?", type=Path, help="default: CHAINSERVE_CHAINS_DIR or chains"
+    )
+    test.add_argument(
+        "-k",
+        dest="pattern",
+        metavar="PATTERN",
+        help="only tests whose 'chain › test name' contains PATTERN (any case; > for ›)",
+    )
+    test.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML there")
+    test.add_argument(
+        "--live",
+        action="store_true",
+        help="Bedrock (or CHAINSERVE_BEDROCK_ENDPOINT_URL) instead of the emulator; "
+        "runs the live: checks too",
+    )
+    test.add_argument("--concurrency", type=int, default=8, metavar="N", help="tests at once")
+
     emulator = commands.add_parser("emulator", help="run the Bedrock Runtime emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=4010)
@@ -92,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "render": _render,
         "run": _run,
         "validate": _validate,
+        "test": _test,
         "emulator": _emulator,
         "schema": _schema,
         "models": _models,
@@ -171,7 +194,8 @@ def _serve(
             if on_ready is not None and not self.should_exit:  # the port is bound: say so
                 on_ready(app)
 
-    Server(config).run()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
+        Server(config).run()
     return 0
 
 
@@ -295,3 +319,9 @@ def _models(args: argparse.Namespace) -> int:
         for name, spec in chains.items():
             print(f"{name}\t{spec.model.provider}\t{spec.model.id}")
     return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from service.chaintests.command import main as run_tests
+
+    return run_tests(args)

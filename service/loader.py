@@ -5,7 +5,6 @@ mean 'temperature'?)``. Lines come from PyYAML's node tree, composed once per fi
 walked along the error's location.
 """
 
-import difflib
 import re
 import types
 import typing
@@ -17,6 +16,8 @@ import yaml
 from langchain_core.prompts.string import get_template_variables
 from pydantic import BaseModel, ValidationError
 
+from service import error_texts as texts
+from service.chaintests.loading import check_tests
 from service.spec import NAME_PATTERN, ChainSpec, MessageSpec
 
 
@@ -31,7 +32,17 @@ class ChainFileError:
 
     def __str__(self) -> str:
         where = f" {self.where}:" if self.where else ""
-        return f"{_display(self.path)}:{self.line}:{where} {self.message}"
+        return f"{display_path(self.path)}:{self.line}:{where} {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """For JSON (``/healthz``, ``/chains``); the path as :meth:`__str__` shows it."""
+        return {
+            "file": display_path(self.path),
+            "line": self.line,
+            "where": self.where,
+            "message": self.message,
+            "text": str(self),
+        }
 
 
 class ChainFileErrors(Exception):
@@ -44,7 +55,18 @@ class ChainFileErrors(Exception):
 
 def chain_files(folder: Path) -> list[Path]:
     """The chain files of a folder, in name order."""
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    return sorted(path for path in folder.iterdir() if is_chain_file(path))
+
+
+def is_chain_file(path: Path) -> bool:
+    """``*.yaml`` or ``*.yml``, and no editor's dropping (``.x.yaml.swp``, ``.#x.yaml``,
+    ``#x.yaml#``, ``x.yaml~``)."""
+    name = path.name
+    return (
+        name.endswith((".yaml", ".yml"))
+        and not name.startswith((".", "#"))
+        and not name.endswith("~")
+    )
 
 
 def load_folder(folder: Path) -> dict[str, ChainSpec]:
@@ -68,7 +90,8 @@ def load_folder(folder: Path) -> dict[str, ChainSpec]:
                     1,
                     "name",
                     f"chain {spec.name!r} is already defined in "
-                    f"{_display(origins[spec.name])}; chain names must be unique",
+                    f"{display_path(origins[spec.name])}; chain names must be unique: "
+                    "rename one of them",
                 )
             )
             continue
@@ -96,21 +119,22 @@ def parse(text: str, path: Path) -> ChainSpec:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ChainFileErrors(
-            [ChainFileError(path, line, "", f"invalid YAML: {exc.problem or exc}")]
-        ) from None
-    if not isinstance(data, dict) or root is None:
-        raise ChainFileErrors(
-            [ChainFileError(path, 1, "", "a chain file is a mapping with model, prompt and inputs")]
-        )
-    locate = _Locator(path, root)
+        lines = text.splitlines()
+        source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+        message = texts.yaml_problem(str(exc.problem or exc), source_line)
+        raise ChainFileErrors([ChainFileError(path, line, "", message)]) from None
+    except RecursionError:
+        raise ChainFileErrors([ChainFileError(path, 1, "", "nested too deeply")]) from None
+    if not isinstance(data, dict) or not data or root is None:
+        raise ChainFileErrors([ChainFileError(path, 1, "", texts.not_a_chain(data))])
+    locate = _Locator(path, root, text)
     duplicates = locate.duplicate_keys()
     if duplicates:
         raise ChainFileErrors(duplicates)
     try:
         spec = ChainSpec.model_validate(data)
     except ValidationError as exc:
-        raise ChainFileErrors([locate.validation_error(error) for error in exc.errors()]) from None
+        raise ChainFileErrors(locate.validation_errors(exc.errors())) from None
     if spec.name is None:
         spec.name = path.stem
         if re.fullmatch(NAME_PATTERN, path.stem) is None:
@@ -125,7 +149,7 @@ def parse(text: str, path: Path) -> ChainSpec:
                     )
                 ]
             )
-    errors = check_variables(spec, locate)
+    errors = check_variables(spec, locate) + check_tests(spec, locate)
     if errors:
         raise ChainFileErrors(errors)
     spec._source = (path, locate.error(("model",), "").line)
@@ -136,6 +160,7 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
     """The prompt's template variables must be exactly the declared inputs."""
     errors: list[ChainFileError] = []
     used: set[str] = set()
+    partial = False  # a template could not be read in full: which inputs it uses is unknown
     declared = spec.inputs
     for index, message in enumerate(spec.prompt.messages):
         where = ("prompt", "messages", index)
@@ -154,11 +179,18 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
             try:
                 names = set(get_template_variables(message.text, _lc_format(spec)))
             except (ValueError, KeyError) as exc:
-                errors.append(locate.error(where, f"invalid {spec.prompt.format} template: {exc}"))
-                return errors  # which inputs it uses is unknown: say nothing about unused ones
+                problem = texts.invalid_template(spec.prompt.format, str(exc))
+                errors.append(locate.error(where, problem))
+                partial = True
+                continue
+            if spec.prompt.format == "f-string":
+                bad = sorted(name for name in names if not name.isidentifier())
+                errors.extend(locate.error(where, texts.template_name(name)) for name in bad)
+                partial = partial or bool(bad)
+                names -= set(bad)
             errors.extend(_messages_inputs_in_text(spec, message, names, locate, where))
         for name in sorted(names - declared.keys()):
-            hint = _did_you_mean(name, declared)
+            hint = texts.did_you_mean(name, declared)
             errors.append(
                 locate.error(
                     where,
@@ -167,7 +199,7 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]
                 )
             )
         used |= names
-    for name in sorted(declared.keys() - used):
+    for name in sorted(declared.keys() - used) if not partial else []:
         errors.append(
             locate.error(
                 ("inputs", name),
@@ -204,12 +236,7 @@ def _show_var(spec: ChainSpec, name: str) -> str:
     return "{" + name + "}" if spec.prompt.format == "f-string" else "{{" + name + "}}"
 
 
-def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
@@ -219,13 +246,40 @@ def _display(path: Path) -> str:
 class _Locator:
     """Maps a location in the parsed data (``("model", "params", "temprature")``) to a line."""
 
-    def __init__(self, path: Path, root: yaml.Node) -> None:
+    def __init__(self, path: Path, root: yaml.Node, source: str = "") -> None:
         self.path = path
         self.root = root
+        self.source = source
 
     def error(self, loc: tuple[Any, ...], message: str) -> ChainFileError:
         line, parts = self._walk(loc)
         return ChainFileError(self.path, line, _dotted(parts), message)
+
+    def validation_errors(self, raw: list[Any]) -> list[ChainFileError]:
+        """pydantic's errors → ours, one per problem, in line order."""
+        unknown: dict[tuple[Any, ...], set[Any]] = {}
+        for error in raw:
+            if error["type"] == "extra_forbidden":
+                unknown.setdefault(tuple(error["loc"][:-1]), set()).add(error["loc"][-1])
+        errors: list[ChainFileError] = []
+        unions: dict[tuple[Any, ...], list[str]] = {}
+        for error in raw:
+            loc = tuple(error["loc"])
+            if error["type"] != "extra_forbidden" and loc in unknown:
+                continue  # an item with an unknown key also fails "exactly one key": say it once
+            if loc[-1:] == ("content",) and "role" in unknown.get(loc[:-1], ()):
+                continue  # role/content: one error for the pair
+            if self._is_union_member(loc):
+                unions.setdefault(loc[:-1], []).append(error["type"])
+                continue
+            errors.append(self.validation_error(error))
+        for loc, kinds in unions.items():
+            node, parts, key = self._node(loc, with_key=True)
+            line = int((key or node).start_mark.line) + 1
+            errors.append(
+                ChainFileError(self.path, line, _dotted(parts), texts.union_problem(kinds, node))
+            )
+        return sorted(dict.fromkeys(errors), key=lambda error: error.line)
 
     def validation_error(self, error: Any) -> ChainFileError:
         loc = tuple(error["loc"])
@@ -234,24 +288,37 @@ class _Locator:
             parent, parts = self._node(loc[:-1])
             key = loc[-1]
             line = self._key_line(parent, key)
-            known = _fields_at(parts)
-            return ChainFileError(
-                self.path, line, _dotted(parts), f"unknown key {key!r}{_did_you_mean(key, known)}"
-            )
+            value, value_parts = self._node(loc)
+            found = value if len(value_parts) == len(loc) else None
+            message = texts.unknown_key(key, parts, _fields_at(parts), found)
+            return ChainFileError(self.path, line, _dotted(parts), message)
         if kind == "missing":
             line, parts = self._walk(loc[:-1])
-            return ChainFileError(
-                self.path, line, _dotted(parts), f"missing required key {loc[-1]!r}"
-            )
-        line, parts = self._walk(loc)
-        message = str(error["msg"]).removeprefix("Value error, ")
+            message = texts.missing_key(loc[-1], parts)
+            return ChainFileError(self.path, line, _dotted(parts), message)
+        node, parts, key = self._node(loc, with_key=True)
+        line = int((key or node).start_mark.line) + 1
+        found = node if len(parts) == len(loc) else None
+        message = texts.value_problem(error, parts, found, self.source)
         return ChainFileError(self.path, line, _dotted(parts), message)
+
+    def _is_union_member(self, loc: tuple[Any, ...]) -> bool:
+        """pydantic names the member of a union it tried as a last part (``enum.0.str``)."""
+        if not loc or not isinstance(loc[-1], str):
+            return False
+        node, parts = self._node(loc[:-1])
+        return len(parts) == len(loc) - 1 and not isinstance(node, yaml.MappingNode)
 
     def duplicate_keys(self) -> list[ChainFileError]:
         errors: list[ChainFileError] = []
         stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(self.root, ())]
+        seen_nodes: set[int] = set()
         while stack:
             node, parts = stack.pop()
+            # Aliases share nodes: visiting each once keeps an alias bomb linear here.
+            if id(node) in seen_nodes:
+                continue
+            seen_nodes.add(id(node))
             if isinstance(node, yaml.MappingNode):
                 seen: set[str] = set()
                 for key, value in node.value:

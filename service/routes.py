@@ -19,16 +19,23 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["service"], summary="Readiness; never calls a model")
 async def healthz(request: Request) -> dict[str, Any]:
+    # Always 200: with broken chain files (chainserve dev) the other chains still serve.
+    catalog = _catalog(request)
     return {
-        "status": "ok",
-        "chains": len(_catalog(request)),
+        "status": "degraded" if catalog.errors else "ok",
+        "chains": len(catalog),
         "runs_active": _workers(request).active,
+        "errors": [error.as_dict() for error in catalog.errors],
     }
 
 
 @router.get("/chains", tags=["chains"], summary="Every chain: name, description, inputs")
 async def list_chains(request: Request) -> dict[str, Any]:
-    return {"chains": [chain.summary() for chain in _catalog(request)]}
+    catalog = _catalog(request)
+    return {
+        "chains": [chain.summary() for chain in catalog],
+        "errors": [error.as_dict() for error in catalog.errors],
+    }
 
 
 @router.get("/chains/{name}", tags=["chains"], summary="One chain, with its input JSON Schema")

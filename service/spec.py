@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from service.chaintests.spec import ChainTest
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 InputType = Literal["string", "integer", "number", "boolean", "messages"]
 ROLES = ("system", "user", "assistant")
@@ -168,10 +170,13 @@ class InputSpec(Strict):
         if self.type == "messages" and self.default not in (None, []):
             raise ValueError("a messages input can only default to an empty list")
         if self.default is not None and self.enum is not None and self.default not in self.enum:
-            raise ValueError(f"default {self.default!r} is not one of enum {self.enum}")
+            raise ValueError(f"default {_shown(self.default)} is not one of enum {self.enum}")
         for value in [*(self.enum or []), *([self.default] if self.default is not None else [])]:
             if not _is_a(self.type, value):
-                raise ValueError(f"{value!r} is not a {self.type}: enum and default take its type")
+                article = "an" if self.type == "integer" else "a"
+                raise ValueError(
+                    f"{_shown(value)} is not {article} {self.type}: enum and default take its type"
+                )
         if self.enum is not None and self.required is False and self.default is None:
             raise ValueError("an optional enum input needs a default (one of the enum)")
         return self
@@ -181,6 +186,14 @@ class InputSpec(Strict):
         if self.required is not None:
             return self.required
         return self.default is None and self.type != "messages"
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: short, however large it is (an alias bomb)."""
+    if isinstance(value, list | dict):
+        return "a list" if isinstance(value, list) else "a mapping"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _is_a(kind: str, value: Any) -> bool:
@@ -202,6 +215,10 @@ class ChainSpec(Strict):
     model: ModelSpec
     prompt: PromptSpec
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    tests: list[ChainTest] = Field(
+        default_factory=list,
+        description="Examples with expectations, run by chainserve test.",
+    )
     _source: tuple[Path, int] = PrivateAttr(default=(Path("<memory>"), 1))
     """The file it came from, and the line of its ``model`` (for errors found later)."""
 

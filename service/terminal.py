@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from service import errors
 from service.catalog import Catalog, Chain
 from service.loader import ChainFileErrors
@@ -129,16 +131,23 @@ def _summary(info: RunInfo, first_token_ms: int | None) -> str:
 def _load(args: argparse.Namespace, endpoint_url: str | None) -> tuple[Chain, dict[str, Any]]:
     """The chain named on the command line, and its validated inputs."""
     raw = parse_inputs(args.input)
-    settings = Settings(bedrock_endpoint_url=endpoint_url)
+    try:
+        settings = Settings(bedrock_endpoint_url=endpoint_url)
+    except ValidationError as exc:  # a CHAINSERVE_* variable with a bad value
+        raise CommandError(f"invalid settings: {exc}") from None
     if args.chains is not None:
         settings = settings.model_copy(update={"chains_dir": args.chains})
     catalog = Catalog(settings)
     try:
-        catalog.load()
-    except ChainFileErrors as exc:
-        raise CommandError(f"chain files have errors:\n{exc}", status=1) from None
+        catalog.load(keep_going=True)  # another file's errors are no reason to refuse this one
+    except ChainFileErrors as exc:  # no such folder
+        raise CommandError(str(exc), status=1) from None
     try:
         chain = catalog.get(args.chain)
+    except errors.ApiError as exc:
+        broken = "".join(f"\n{error}" for error in catalog.errors)
+        raise CommandError(_for_terminal(exc) + broken, status=1 if broken else 2) from None
+    try:
         return chain, chain.inputs.parse_query(raw)
     except errors.ApiError as exc:
         raise CommandError(_for_terminal(exc)) from None

@@ -191,18 +191,48 @@ def test_dev_reloads_chain_files(tmp_path: Path, chains_dir: Path) -> None:
 
         summarize.write_text(original.replace("Summarize a text", "Condense a text"))
         wait_for(lambda: description().startswith("Condense"), timeout=20)
-        # A broken edit keeps the last good chains serving.
+        # A broken edit keeps the file's last good version serving; other files load.
         summarize.write_text(original.replace("temperature", "temprature"))
         (tmp_path / "echo.yaml").write_text(original.replace("Summarize a text", "Echo"))
         wait_for(lambda: process.said("unknown key 'temprature'"), timeout=20)
         assert process.said("summarize.yaml:7: model.params: unknown key 'temprature'")
         assert description().startswith("Condense")
-        assert httpx.get(f"{base}/chains/echo").status_code == 404
+        wait_for(lambda: httpx.get(f"{base}/chains/echo").status_code == 200, timeout=20)
         # A model that cannot be built is reported the same way, and watching goes on.
         summarize.write_text(original.replace("  params:", "  region: eu west 1\n  params:"))
         wait_for(lambda: process.said("cannot build"), timeout=20)
         summarize.write_text(original.replace("Summarize a text", "Shorten a text"))
         wait_for(lambda: description().startswith("Shorten"), timeout=20)
+
+
+def test_dev_starts_with_broken_files_and_prints_their_errors(
+    tmp_path: Path, chains_dir: Path
+) -> None:
+    original = (chains_dir / "summarize.yaml").read_text()
+    (tmp_path / "summarize.yaml").write_text(original)
+    (tmp_path / "draft.yaml").write_text(original.replace("  params:", "  params:\n\ttop_p: 1"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running(["dev", "--port", str(port), "--chains", str(tmp_path)]) as process:
+        wait_ready(f"{base}/healthz", process)
+        draft = tmp_path / "draft.yaml"
+        tab_error = f"{draft}:7: a tab in the indentation: indent with spaces, not tabs"
+        wait_for(lambda: process.said(tab_error))  # printed at start, file:line first
+        health = httpx.get(f"{base}/healthz").json()
+        assert (health["status"], health["chains"]) == ("degraded", 1)
+        assert [error["text"] for error in health["errors"]] == [tab_error]
+
+        # Droppings change nothing; the fixed file reloads and is reported as fixed.
+        for name in (".#draft.yaml", "draft.yaml~", ".draft.yaml.swp", "#draft.yaml#"):
+            (tmp_path / name).write_text("model: [")
+        draft.write_text(original.replace("Summarize a text", "Draft"))
+        wait_for(lambda: process.said("reloaded draft.yaml; serving draft, summarize; 0 errors"))
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+        draft.unlink()
+        wait_for(lambda: process.said("reloaded draft.yaml (removed); serving summarize; 0 errors"))
+    output = "".join(process.lines).split("Shutting down")[0]  # what dev said while serving
+    assert "Traceback" not in output, output
+    assert "#draft" not in output and "draft.yaml~" not in output and ".swp" not in output
 
 
 def test_shutdown_does_not_wait_for_a_stalled_model(chains_dir: Path, bedrock: Emulator) -> None:

@@ -9,7 +9,12 @@ MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 def test_healthz_never_calls_a_model(client: httpx.Client, bedrock: Emulator) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "chains": 4, "runs_active": 0}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "chains": 4,
+        "runs_active": 0,
+        "errors": [],
+    }
     assert bedrock.state.calls == []
 
 

@@ -61,6 +61,17 @@ def test_render_names_bad_inputs_as_flags(chains_dir: Path) -> None:
     assert result.returncode == 2 and "no chain named 'nope'" in result.stderr
 
 
+def test_a_broken_file_does_not_stop_another_chain(tmp_path: Path, chains_dir: Path) -> None:
+    (tmp_path / "summarize.yaml").write_text((chains_dir / "summarize.yaml").read_text())
+    (tmp_path / "broken.yaml").write_text("model: {}\n")
+    result = run("render", "summarize", "--chains", str(tmp_path), "-i", "text=x")
+    assert result.returncode == 0, result.stderr
+    result = run("render", "broken", "--chains", str(tmp_path))
+    assert result.returncode == 1
+    assert "no chain named 'broken'" in result.stderr
+    assert "broken.yaml:1: model: missing required key 'id'" in result.stderr
+
+
 def test_run_streams_from_the_emulator_by_default(chains_dir: Path) -> None:
     args = ["--chains", str(chains_dir), "--ttft-ms", "0", "--tokens-per-second", "0"]
     env = {"CHAINSERVE_BEDROCK_ENDPOINT_URL": "http://127.0.0.1:9"}  # ignored without --live
