@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,10 +17,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service import __version__, errors, openapi, routes
+from service import __version__, errors, openapi, playground, routes
 from service.auth import ApiKeyAuth, load_keys
 from service.catalog import Catalog
 from service.collector import collect_between_runs, freeze_start_up
+from service.loader import is_chain_file
 from service.middleware import RequestContext
 from service.settings import Settings
 from service.stream import Workers
@@ -30,12 +32,14 @@ log = logging.getLogger("chainserve")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Load the chains named by ``settings`` and build the app that serves them.
 
-    Raises :class:`service.loader.ChainFileErrors` if a chain file is invalid.
+    Raises :class:`service.loader.ChainFileErrors` if a chain file is invalid; with
+    ``settings.reload`` (``chainserve dev``) only if the folder is missing: the good files
+    serve, and the broken ones are logged and listed at ``/healthz`` until they are fixed.
     """
     settings = settings or Settings()
     _configure_logging(settings)
     catalog = Catalog(settings)
-    catalog.load()
+    catalog.load(keep_going=settings.reload)
     workers = Workers(settings.max_concurrency, settings.retry_after_seconds)
 
     @contextlib.asynccontextmanager
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = catalog
     app.state.workers = workers
     app.include_router(routes.router)
+    app.include_router(playground.router)
     app.add_exception_handler(errors.ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.chains_dir,
         ", ".join(chain.name for chain in catalog),
     )
+    catalog.log_errors()
     return app
 
 
@@ -113,14 +119,36 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _watch(settings: Settings, catalog: Catalog) -> None:
-    """Reload chain files when they change (``chainserve dev``)."""
+    """Reload chain files when they change (``chainserve dev``); never stops watching."""
     from watchfiles import awatch
 
-    async for _ in awatch(settings.chains_dir):
-        try:
-            await asyncio.to_thread(catalog.reload)
-        except Exception:  # keep watching: the next save may fix it
-            log.exception("reloading chains failed; keeping the previous chains")
+    from service.guarded import start_server
+
+    folder = settings.chains_dir.absolute()
+
+    def chain_file(_change: Any, path: str) -> bool:  # editors' droppings trigger nothing
+        return is_chain_file(Path(path)) or Path(path) == folder
+
+    # Beside the watcher, so the first save neither waits for it nor goes unnoticed meanwhile.
+    warm_up = asyncio.create_task(asyncio.to_thread(start_server))
+    try:
+        while True:
+            try:
+                async for _ in awatch(folder, watch_filter=chain_file, recursive=False):
+                    try:
+                        await asyncio.to_thread(catalog.reload)
+                    except Exception:  # keep watching: the next save may fix it
+                        log.exception("reloading chains failed; keeping the previous chains")
+                    if not folder.is_dir():
+                        break  # its watch went with it: watch again once it is back
+            except Exception as exc:  # the watcher failed, or the folder is still gone
+                if folder.is_dir():
+                    log.error("watching %s failed (%s); retrying", folder, exc)
+            await asyncio.sleep(2)
+            with contextlib.suppress(Exception):  # changes while nobody watched
+                await asyncio.to_thread(catalog.reload)
+    finally:
+        warm_up.cancel()
 
 
 def _configure_logging(settings: Settings) -> None:

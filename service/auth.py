@@ -3,7 +3,8 @@
 Keys come from ``CHAINSERVE_API_KEYS``, or from an SSM Parameter Store parameter or a Secrets
 Manager secret named in the settings, resolved once at start-up and kept in memory. A request
 sends one as ``x-api-key: KEY`` or ``Authorization: Bearer KEY``; every route but the health
-check needs it. Keys are compared in constant time and never logged.
+check and the playground page (:data:`EXEMPT_PATHS`) needs it. Keys are compared in constant
+time and never logged.
 """
 
 import hmac
@@ -13,11 +14,13 @@ from typing import Any
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service import playground
 from service.errors import ApiError
 from service.middleware import send_error
 from service.settings import Settings
 
-EXEMPT_PATHS = frozenset({"/healthz"})
+# The playground page and its assets hold no data; its data calls send the key.
+EXEMPT_PATHS = frozenset({"/healthz", *playground.PATHS})
 
 
 class ApiKeysUnavailable(RuntimeError):

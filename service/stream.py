@@ -76,9 +76,7 @@ class UsageCollector(BaseCallbackHandler):
                     self.usage.output_tokens += metadata.get("output_tokens", 0)
                 # Converse says stopReason, InvokeModel (ChatBedrock) stop_reason.
                 response_metadata = getattr(message, "response_metadata", None) or {}
-                reason = response_metadata.get("stopReason") or response_metadata.get(
-                    "stop_reason"
-                )
+                reason = response_metadata.get("stopReason") or response_metadata.get("stop_reason")
                 if reason:
                     self.stop_reason = str(reason)
 

@@ -93,3 +93,13 @@ def server(make_server: ServerFactory) -> BackgroundServer:
 def client(server: BackgroundServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless chromium for a browser test module (see tests/browser.py), one per module."""
+    from tests.browser import launched, skip_unless_available
+
+    skip_unless_available()
+    with launched() as chromium:
+        yield chromium

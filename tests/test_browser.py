@@ -1,11 +1,10 @@
 """A real browser (headless Chromium) streams a chain with ``EventSource`` from another origin.
 
-Needs Debian's chromium and the playwright package; CI installs both (``.ci/run``) and sets
-``CHAINSERVE_REQUIRE_BROWSER=1`` so a missing browser fails there instead of skipping.
+Needs Debian's chromium and the playwright package (tests/browser.py); CI installs both
+(``.ci/run``) and sets ``CHAINSERVE_REQUIRE_BROWSER=1`` so a missing browser fails there
+instead of skipping. The ``browser`` fixture is in tests/conftest.py.
 """
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -18,15 +17,12 @@ from starlette.routing import Route
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
+from tests.browser import skip_unless_available
 from tests.conftest import ServerFactory
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if os.environ.get("CHAINSERVE_REQUIRE_BROWSER") != "1":
-    pytest.importorskip("playwright.sync_api")
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine", allow_module_level=True)
+skip_unless_available()
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page  # noqa: E402
 
 PAGE = """<!doctype html>
 <pre id="out"></pre>
@@ -55,22 +51,6 @@ def page_origin() -> Iterator[str]:
 
     with BackgroundServer(Starlette(routes=[Route("/", page)])) as site:
         yield site.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
