@@ -56,7 +56,7 @@ lock: $(RUN_STAMP)
 
 # `sam build` runs this (template.yaml: BuildMethod makefile); it needs no virtualenv.
 build-ChainserveFunction:
-	$(PYTHON) -m service.package --arch $(ARCH) --into "$(ARTIFACTS_DIR)"
+	$(PYTHON) -m service.deploy.package --arch $(ARCH) --into "$(ARTIFACTS_DIR)"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

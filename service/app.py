@@ -17,14 +17,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service import __version__, errors, openapi, playground, routes
+from service import __version__, playground
 from service.auth import ApiKeyAuth, load_keys
-from service.catalog import Catalog
-from service.collector import collect_between_runs, freeze_start_up
-from service.loader import is_chain_file
+from service.chains.catalog import Catalog
+from service.chains.loader import is_chain_file
 from service.middleware import RequestContext
+from service.protocols import openapi, routes
+from service.runs import errors
+from service.runs.collector import collect_between_runs, freeze_start_up
+from service.runs.stream import Workers
 from service.settings import Settings
-from service.stream import Workers
 
 log = logging.getLogger("chainserve")
 
@@ -32,7 +34,7 @@ log = logging.getLogger("chainserve")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Load the chains named by ``settings`` and build the app that serves them.
 
-    Raises :class:`service.loader.ChainFileErrors` if a chain file is invalid; with
+    Raises :class:`service.chains.loader.ChainFileErrors` if a chain file is invalid; with
     ``settings.reload`` (``chainserve dev``) only if the folder is missing: the good files
     serve, and the broken ones are logged and listed at ``/healthz`` until they are fixed.
     """
@@ -122,7 +124,7 @@ async def _watch(settings: Settings, catalog: Catalog) -> None:
     """Reload chain files when they change (``chainserve dev``); never stops watching."""
     from watchfiles import awatch
 
-    from service.guarded import start_server
+    from service.chains.guarded import start_server
 
     folder = settings.chains_dir.absolute()
 

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import playground
-from service.errors import ApiError
 from service.middleware import send_error
+from service.runs.errors import ApiError
 from service.settings import Settings
 
 # The playground page and its assets hold no data; its data calls send the key.

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["package"]:  # its own parser: it also runs without the app's dependencies
-        from service.package import main as package
+        from service.deploy.package import main as package
 
         return package(argv[1:])
     args = parser.parse_args(argv)
@@ -160,7 +160,7 @@ def _serve(
     on_ready: "Callable[[FastAPI], None] | None" = None,
     **overrides: object,
 ) -> int:
-    from service.collector import freeze_start_up
+    from service.runs.collector import freeze_start_up
 
     # Start-up creates hundreds of thousands of objects that live as long as the process:
     # collecting them while they are made, or after, is wasted time (0.1 s of a 1 s cold start).
@@ -205,7 +205,7 @@ def _create_app(args: argparse.Namespace, overrides: dict[str, object]) -> "Fast
 
     from service.app import create_app
     from service.auth import ApiKeysUnavailable
-    from service.loader import ChainFileErrors
+    from service.chains.loader import ChainFileErrors
     from service.settings import Settings
 
     if args.chains is not None:
@@ -256,8 +256,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from service.catalog import Catalog
-    from service.loader import ChainFileErrors
+    from service.chains.catalog import Catalog
+    from service.chains.loader import ChainFileErrors
     from service.settings import Settings
 
     settings = Settings()
@@ -294,7 +294,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from service.spec import ChainSpec
+    from service.chains.spec import ChainSpec
 
     schema = ChainSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -304,7 +304,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from service.loader import ChainFileErrors, load_folder
+    from service.chains.loader import ChainFileErrors, load_folder
     from service.settings import Settings
 
     try:

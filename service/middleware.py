@@ -10,7 +10,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ApiError, unexpected
+from service.runs.errors import ApiError, unexpected
 
 log = logging.getLogger("chainserve")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

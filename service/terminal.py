@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service import errors
-from service.catalog import Catalog, Chain
-from service.loader import ChainFileErrors
+from service.chains.catalog import Catalog, Chain
+from service.chains.loader import ChainFileErrors
+from service.chains.render import render
+from service.chains.runnable import opened_streams
 from service.local import bedrock_for
-from service.render import render
-from service.runnable import opened_streams
+from service.runs import errors
+from service.runs.stream import RunInfo
 from service.settings import Settings
-from service.stream import RunInfo
 
 
 class CommandError(Exception):

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from service.guarded import load_guarded
-from service.loader import ChainFileErrors
-from service.spec import ChainSpec
+from service.chains.guarded import load_guarded
+from service.chains.loader import ChainFileErrors
+from service.chains.spec import ChainSpec
 from tests.conftest import EXAMPLE_CHAINS, ServerFactory
 from tests.helpers import wait_for
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from service.chains.loader import ChainFileErrors, load_file
 from service.chaintests.checks import excerpt, run_checks
 from service.chaintests.report import Progress
 from service.chaintests.spec import TextChecks
 from service.emulator.server import Emulator
 from service.emulator.state import Fault
-from service.loader import ChainFileErrors, load_file
 from tests.conftest import EXAMPLE_CHAINS
 
 CHAINSERVE = [sys.executable, "-m", "service"]

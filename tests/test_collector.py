@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.collector import NEVER, collect_between_runs, freeze_start_up
+from service.runs.collector import NEVER, collect_between_runs, freeze_start_up
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.package import ARCHITECTURES, LAMBDA_PYTHON
+from service.deploy.package import ARCHITECTURES, LAMBDA_PYTHON
 from service.settings import Settings
 from tests.conftest import REPO
 from tests.template import Template
@@ -31,7 +31,7 @@ def test_adapter_settings_agree_with_the_app(path: Path) -> None:
     env = Template(path).function()["Properties"]["Environment"]["Variables"]
     # An unknown invoke mode makes the adapter silently buffer: it must be exactly this.
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
-    from service.routes import router
+    from service.protocols.routes import router
 
     health = env["AWS_LWA_READINESS_CHECK_PATH"]
     assert health in {route.path for route in router.routes}  # type: ignore[attr-defined]
@@ -204,4 +204,4 @@ def test_makefile_builds_what_sam_asks_for() -> None:
         text=True,
         check=True,
     )
-    assert '-m service.package --arch x86_64 --into "/tmp/artifacts"' in dry_run.stdout
+    assert '-m service.deploy.package --arch x86_64 --into "/tmp/artifacts"' in dry_run.stdout

@@ -136,7 +136,7 @@ def test_over_capacity_is_503(make_server, bedrock: Emulator) -> None:
 def test_account_ids_are_redacted() -> None:
     from botocore.exceptions import ClientError
 
-    from service.errors import classify
+    from service.runs.errors import classify
 
     exc = ClientError(
         {
@@ -223,7 +223,7 @@ def test_botocore_failures_that_the_emulator_cannot_cause(exc: str, status: int)
     make a TLS or credential-provider failure here), mapped without a 500."""
     from botocore import exceptions
 
-    from service.errors import classify
+    from service.runs.errors import classify
 
     error = getattr(exceptions, exc)(
         endpoint_url="https://bedrock", error="x", provider="p", error_msg="m"

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service import package
+from service.deploy import package
 from service.emulator.server import Emulator
 from service.emulator.state import Pace
 from tests.conftest import REPO

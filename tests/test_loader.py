@@ -10,9 +10,15 @@ from textwrap import dedent
 import pytest
 from pydantic import BaseModel
 
-from service import spec as spec_module
-from service.loader import ChainFileError, ChainFileErrors, chain_files, load_file, load_folder
-from service.spec import ChainSpec
+from service.chains import spec as spec_module
+from service.chains.loader import (
+    ChainFileError,
+    ChainFileErrors,
+    chain_files,
+    load_file,
+    load_folder,
+)
+from service.chains.spec import ChainSpec
 from tests.conftest import EXAMPLE_CHAINS
 
 VALID = """\

@@ -493,7 +493,7 @@ def test_page_and_assets_over_http(client: httpx.Client) -> None:
 
 
 def test_playground_files_ship_in_the_lambda_package() -> None:
-    from service import package
+    from service.deploy import package
 
     folder = Path(package.ROOT / "service" / "playground")
     shipped = {path.name for path in folder.iterdir() if path.is_file()}

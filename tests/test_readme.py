@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from service.loader import load_file
+from service.chains.loader import load_file
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()

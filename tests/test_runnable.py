@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.catalog import Catalog
+from service.chains.catalog import Catalog
 from service.emulator.server import Emulator
 from service.settings import Settings
 

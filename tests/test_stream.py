@@ -14,8 +14,8 @@ import pytest
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Pace
-from service.errors import ApiError
-from service.stream import Workers
+from service.runs.errors import ApiError
+from service.runs.stream import Workers
 from tests.helpers import parse_sse, wait_for
 
 BODY = {"input": {"text": "Streams are fun."}}

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from langserve import add_routes
 
 from bench.contenders.catalog import BENCH_CHAIN
-from service.loader import load_file
-from service.runnable import BedrockClients, build_runnable
+from service.chains.loader import load_file
+from service.chains.runnable import BedrockClients, build_runnable
 from service.settings import Settings
 
 app = FastAPI(title="LangServe (benchmark contender)")

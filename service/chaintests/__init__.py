@@ -2,6 +2,6 @@
 
 ``spec`` is the ``tests:`` syntax, ``loading`` its load-time checks, ``checks`` the assertions,
 ``runner`` runs tests concurrently, ``report`` and ``junit`` show the outcome, ``command`` is
-``chainserve test``. Nothing is imported here: ``service.spec`` imports ``spec`` while it is
+``chainserve test``. Nothing is imported here: ``service.chains.spec`` imports ``spec`` while it is
 itself being imported, so this package must stay free of the rest of the service.
 """

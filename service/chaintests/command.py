@@ -12,11 +12,11 @@ import time
 
 from pydantic import ValidationError
 
-from service.catalog import Catalog
+from service.chains.catalog import Catalog
+from service.chains.loader import ChainFileError, ChainFileErrors
 from service.chaintests.junit import write_junit
 from service.chaintests.report import Progress, failure_lines, live_note, summary
 from service.chaintests.runner import collect, run_all
-from service.loader import ChainFileError, ChainFileErrors
 from service.local import bedrock_for
 from service.settings import Settings
 

@@ -9,9 +9,9 @@ call failed). Chain files that failed to load are errors of a suite named ``chai
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from service.chains.loader import ChainFileError, display_path
 from service.chaintests.report import failure_lines
 from service.chaintests.runner import Outcome
-from service.loader import ChainFileError, display_path
 
 LOAD_SUITE = "chain files"
 

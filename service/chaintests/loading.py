@@ -2,7 +2,7 @@
 
 Called by the loader next to its template checks, so ``chainserve validate``, server start and
 ``chainserve test`` all refuse a bad test with ``file:line``. Inputs are validated exactly as
-request bodies are (:class:`service.inputs.ChainInputs`, strictly), so an example that loads is
+request bodies are (:class:`service.chains.inputs.ChainInputs`, strictly), so an example that loads is
 one the HTTP API would accept.
 """
 
@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from service import errors
+from service.chains.inputs import ChainInputs
+from service.chains.spec import ChainSpec
 from service.chaintests.spec import ChainTest, TextChecks
-from service.inputs import ChainInputs
+from service.runs import errors
 from service.settings import Settings
-from service.spec import ChainSpec
 
 if TYPE_CHECKING:
-    from service.loader import ChainFileError, _Locator
+    from service.chains.loader import ChainFileError, _Locator
 
 
 def check_tests(spec: ChainSpec, locate: "_Locator") -> list["ChainFileError"]:

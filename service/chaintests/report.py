@@ -8,8 +8,8 @@ per test, as pytest does: ``.`` passed, ``F`` failed, ``E`` error. A failure rea
 
 from typing import TextIO
 
+from service.chains.loader import display_path
 from service.chaintests.runner import Outcome
-from service.loader import display_path
 
 _MARKS = {"passed": ".", "failed": "F", "error": "E"}
 _MARKS_PER_LINE = 80

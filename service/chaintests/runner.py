@@ -2,7 +2,7 @@
 
 A test runs exactly as an HTTP request would: its inputs go through the chain's request
 validation (:meth:`ChainInputs.parse_request`), its prompt is the chain's own rendering
-(:mod:`service.render`), and the model is called through the chain's runnable. Threads, because
+(:mod:`service.chains.render`), and the model is called through the chain's runnable. Threads, because
 the model call is boto3's, synchronous and spent waiting on the network.
 """
 
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from service import errors
-from service.catalog import Chain
+from service.chains.catalog import Chain
+from service.chains.render import render, transcript
 from service.chaintests.checks import Failure, run_checks
 from service.chaintests.spec import ChainTest
-from service.render import render, transcript
-from service.stream import RunInfo
+from service.runs import errors
+from service.runs.stream import RunInfo
 
 Status = Literal["passed", "failed", "error"]
 

@@ -1,6 +1,6 @@
 """The ``tests:`` section of a chain file: strict models, published in the chain file schema.
 
-Kept free of the rest of the service (``service.spec`` imports it), so it has its own strict
+Kept free of the rest of the service (``service.chains.spec`` imports it), so it has its own strict
 base model. Bad regular expressions and JSON Schemas are refused here, while the file loads,
 so they are ``file:line`` errors rather than failures at run time.
 """

@@ -13,13 +13,19 @@ from typing import Any
 
 from langchain_core.runnables import Runnable
 
-from service import errors
-from service.guarded import Loaded, load_guarded
-from service.inputs import ChainInputs
-from service.loader import ChainFileError, ChainFileErrors, chain_files, display_path, load_file
-from service.runnable import BedrockClients, build_runnable
+from service.chains.guarded import Loaded, load_guarded
+from service.chains.inputs import ChainInputs
+from service.chains.loader import (
+    ChainFileError,
+    ChainFileErrors,
+    chain_files,
+    display_path,
+    load_file,
+)
+from service.chains.runnable import BedrockClients, build_runnable
+from service.chains.spec import ChainSpec
+from service.runs import errors
 from service.settings import Settings
-from service.spec import ChainSpec
 
 log = logging.getLogger("chainserve")
 

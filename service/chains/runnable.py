@@ -17,8 +17,8 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable
 
+from service.chains.spec import ChainSpec
 from service.settings import Settings
-from service.spec import ChainSpec
 
 DEFAULT_REGION = "us-east-1"
 _ROLE_TO_LANGCHAIN = {"system": "system", "user": "human", "assistant": "ai"}

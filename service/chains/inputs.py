@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from service import errors
-from service.spec import ChainSpec, InputSpec
+from service.chains.spec import ChainSpec, InputSpec
+from service.runs import errors
 
 _MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
     "system": SystemMessage,

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.catalog import Catalog, Chain
+from service.chains.catalog import Catalog, Chain
 
 _PER_CHAIN = ("invoke", "batch", "stream", "render")
 

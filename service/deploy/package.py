@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 LAMBDA_PYTHON = "3.12"
 OLDEST_PYTHON = "3.11"  # pyproject's requires-python: the lock must install there too
@@ -35,9 +35,9 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 _MANYLINUX = tuple(f"manylinux_2_{minor}" for minor in range(34, 16, -1))
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 
-# Never loaded by the function: the file watcher of `chainserve dev`, the emulator.
+# Never loaded by the function: the file watcher of `chainserve dev`, the emulator, this builder.
 _UNUSED_PACKAGES = ("watchfiles",)
-_UNUSED_SERVICE_PARTS = ("emulator", "package.py")
+_UNUSED_SERVICE_PARTS = ("emulator", "deploy")
 # botocore ships every AWS service's model (~25 MB); the function calls only these.
 _BOTOCORE_SERVICES = (
     "bedrock-runtime",

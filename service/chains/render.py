@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableSequence
 
-from service.catalog import Chain
+from service.chains.catalog import Chain
 
 # LangChain's message types → the roles chain files and Bedrock use.
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -19,7 +19,7 @@ _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
 def render(chain: Chain, variables: dict[str, Any]) -> dict[str, Any]:
     """``{"messages": [{"role", "content"}], "model", "provider", "params"}`` for validated
-    ``variables`` (as :class:`service.inputs.ChainInputs` returns them)."""
+    ``variables`` (as :class:`service.chains.inputs.ChainInputs` returns them)."""
     model = chain.spec.model
     return {
         "messages": [_message(message) for message in render_messages(chain, variables)],

@@ -19,8 +19,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from service.loader import ChainFileError, ChainFileErrors, load_file
-from service.spec import ChainSpec
+from service.chains.loader import ChainFileError, ChainFileErrors, load_file
+from service.chains.spec import ChainSpec
 
 # A chain file loads in milliseconds and a few MB; these only stop hostile or runaway files.
 TIMEOUT_SECONDS = 5.0
@@ -58,7 +58,7 @@ def _get_context() -> Any:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["service.loader"])
+        _context.set_forkserver_preload(["service.chains.loader"])
     return _context
 
 

@@ -16,9 +16,9 @@ import yaml
 from langchain_core.prompts.string import get_template_variables
 from pydantic import BaseModel, ValidationError
 
-from service import error_texts as texts
+from service.chains import error_texts as texts
+from service.chains.spec import NAME_PATTERN, ChainSpec, MessageSpec
 from service.chaintests.loading import check_tests
-from service.spec import NAME_PATTERN, ChainSpec, MessageSpec
 
 
 @dataclass(frozen=True)

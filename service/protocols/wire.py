@@ -13,8 +13,8 @@ Chunks that arrived together are written together: one write, never held back fo
 import json
 from collections.abc import AsyncIterator, Callable
 
-from service.errors import ApiError
-from service.stream import ChainRun, RunInfo
+from service.runs.errors import ApiError
+from service.runs.stream import ChainRun, RunInfo
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from service import errors, wire
-from service.catalog import Catalog, Chain
-from service.render import render as render_prompt
+from service.chains.catalog import Catalog, Chain
+from service.chains.render import render as render_prompt
+from service.protocols import wire
+from service.runs import errors
+from service.runs.stream import ChainRun, RunInfo, Usage, Workers
 from service.settings import Settings
-from service.stream import ChainRun, RunInfo, Usage, Workers
 
 log = logging.getLogger("chainserve")
 router = APIRouter()

@@ -33,8 +33,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import Runnable
 
-from service import errors
-from service.runnable import opened_streams
+from service.chains.runnable import opened_streams
+from service.runs import errors
 
 T = TypeVar("T")
 _Job = tuple[Callable[[], Any], int, "asyncio.Future[Any]"]
