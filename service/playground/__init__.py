@@ -1,22 +1,38 @@
 """The playground: one page for prompt engineers to run chains, served by the app itself.
 
-``GET /playground`` (``?chain=NAME`` opens one chain) and its two assets, all from this
-package: no CDN, no build step, nothing fetched from elsewhere. The page and its assets hold
-no data, so they need no API key (:data:`PATHS` is exempt in :mod:`service.auth`); every
-data call the page makes sends the key the user typed. The Content-Security-Policy allows
-only this origin: no inline script or style, no other hosts.
+``GET /playground`` (``?chain=NAME`` opens one chain) and its assets (the stylesheet and the
+JavaScript modules), all from this package: no CDN, no build step, nothing fetched from
+elsewhere. The page and its assets hold no data, so they need no API key (:data:`PATHS` is
+exempt in :mod:`service.auth`); every data call the page makes sends the key the user typed.
+The Content-Security-Policy allows only this origin: no inline script or style, no other hosts.
 """
 
+import re
 from importlib import resources
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-# Asset file → its media type (ES modules need a JavaScript type, browsers check it).
-_ASSETS = {
-    "playground.css": "text/css; charset=utf-8",
-    "playground.js": "text/javascript; charset=utf-8",
+# Suffix → media type (ES modules need a JavaScript type, browsers check it).
+_MEDIA_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
 }
+_ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.css|\.js)")  # not editor droppings
+
+
+def _assets() -> dict[str, str]:
+    """Every stylesheet and module here → its media type, listed once at import. Each gets a
+    fixed route of its own, so a request can only ever name one of these files."""
+    names = sorted(
+        entry.name for entry in resources.files(__package__).iterdir() if entry.is_file()
+    )
+    return {
+        name: _MEDIA_TYPES[match[1]] for name in names if (match := _ASSET_NAME.fullmatch(name))
+    }
+
+
+_ASSETS = _assets()
 PAGE_PATH = "/playground"
 _ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
