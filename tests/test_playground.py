@@ -176,6 +176,25 @@ def test_page_lists_chains_and_streams_a_run(
     assert session.console_errors == []
 
 
+def test_every_example_chain_runs(
+    tab: Callable[[BackgroundServer], Tab], make_server: ServerFactory, bedrock: Emulator
+) -> None:
+    """What ``make run`` serves: each chain in chains/, its required fields filled, runs."""
+    page = tab(make_server(chains_dir=EXAMPLE_CHAINS)).open()
+    names = sorted(path.stem for path in EXAMPLE_CHAINS.glob("*.yaml"))
+    expect(page.locator("#chain-list a")).to_have_count(len(names))
+    for index, name in enumerate(names):
+        page.click(f'#chain-list a[data-chain="{name}"]')
+        expect(page.locator("#chain-name")).to_have_text(name)
+        required = page.locator("#fields textarea[aria-required='true']")
+        for field in range(required.count()):
+            required.nth(field).fill(f"Hello from {name}")
+        run_and_wait(page)
+        expect(page.locator("#output")).to_contain_text(f"Hello from {name}")
+        assert len(bedrock.state.calls) == index + 1
+        assert bedrock.state.calls[index].status == "completed"
+
+
 def test_prompt_follows_the_form_before_any_call(
     tab: Callable[[BackgroundServer], Tab],
     server: BackgroundServer,

@@ -20,7 +20,7 @@ def test_annotated_chain_file_is_valid(tmp_path: Path) -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text()
-    assert "make test    # installs into .venv, then runs the whole test suite" in README
+    assert "make test    # installs the test tools too, then runs the chains' own tests" in README
     assert "\nmake test\n" in ci
 
 
