@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
                 write_junit(args.junit, [], load_errors, time.perf_counter() - started)
             return 1
         print(
-            f"chainserve test: {len(cases)} tests from {settings.chains_dir}, "
+            f"chainserve test: {_tests(len(cases))} from {settings.chains_dir}, "
             f"answered by {backend.description}",
             file=sys.stderr,
         )
@@ -96,10 +96,14 @@ def _nothing_to_run(
 ) -> str:
     folder = settings.chains_dir
     if pattern is not None and written:
-        return f"chainserve test: no test matches -k {pattern!r} ({written} tests in {folder})"
+        return f"chainserve test: no test matches -k {pattern!r} ({_tests(written)} in {folder})"
     if load_errors:
         return f"chainserve test: no tests run: chain files in {folder} did not load"
     return (
         f"chainserve test: no tests in {folder}; add a tests: section to a chain file "
         "(README: Chain tests)"
     )
+
+
+def _tests(count: int) -> str:
+    return f"{count} test" + ("" if count == 1 else "s")
