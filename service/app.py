@@ -13,15 +13,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from service import __version__, playground
-from service.auth import ApiKeyAuth, load_keys
+from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
-from service.middleware import RequestContext
+from service.middleware import Cors, RequestContext
 from service.protocols import openapi, routes
 from service.runs import errors
 from service.runs.collector import collect_between_runs, freeze_start_up
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ApiKeyAuth, keys=keys)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            Cors,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
@@ -106,8 +106,29 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _render(request, errors.method_not_allowed(request.method, _allowed(request)))
     code = "not_found" if exc.status_code == 404 else "http_error"
-    return _render(request, errors.ApiError(exc.status_code, str(exc.detail), code=code))
+    error = errors.ApiError(
+        exc.status_code, str(exc.detail), code=code, headers=dict(exc.headers or {})
+    )
+    return _render(request, error)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route of this path takes (Starlette's 405 names one route's only:
+    ``/chains/x/stream`` is a GET route and a POST route)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -161,6 +182,18 @@ def _configure_logging(settings: Settings) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    # ChatBedrock (provider: bedrock) logs every failed Bedrock call with a full traceback
+    # ("Error raised by bedrock service") and raises it on; the route then maps that same
+    # error and logs the run's one line (errors.describe). Only that record is dropped: the
+    # module's other messages still reach the log. (addFilter ignores a filter added twice.)
+    logging.getLogger("langchain_aws.llms.bedrock").addFilter(_not_bedrock_traceback)
+    # uvicorn's access log (CHAINSERVE_ACCESS_LOG) writes query strings: keys sent there
+    # would land in the log. Logger filters survive uvicorn's logging set-up (dictConfig).
+    logging.getLogger("uvicorn.access").addFilter(redact_query_keys)
+
+
+def _not_bedrock_traceback(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and record.msg == "Error raised by bedrock service")
 
 
 @cache

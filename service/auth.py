@@ -4,12 +4,16 @@ Keys come from ``CHAINSERVE_API_KEYS``, or from an SSM Parameter Store parameter
 Manager secret named in the settings, resolved once at start-up and kept in memory. A request
 sends one as ``x-api-key: KEY`` or ``Authorization: Bearer KEY``; every route but the health
 check and the playground page (:data:`EXEMPT_PATHS`) needs it. Keys are compared in constant
-time and never logged.
+time and never logged; surrounding whitespace in a header is ignored. Keys belong in headers:
+query parameters named like keys are redacted in uvicorn's access log all the same.
 """
 
 import hmac
 import json
+import logging
+import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -103,8 +107,34 @@ class ApiKeyAuth:
 
 
 def _presented_key(scope: Scope) -> bytes:
+    # Stripped alike in both headers: servers differ on trimming a header value's spaces.
     headers = dict(scope["headers"])
-    if key := headers.get(b"x-api-key"):
+    if key := headers.get(b"x-api-key", b"").strip():
         return bytes(key)
-    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    scheme, _, token = headers.get(b"authorization", b"").strip().partition(b" ")
     return token.strip() if scheme.lower() == b"bearer" else b""
+
+
+# Query parameter names that may carry a credential: api_key, apikey, token, access_token …
+_SECRET_NAME = re.compile(r"key|token|secret|passw|auth|signature|credential", re.IGNORECASE)
+
+
+def redact_query_keys(record: logging.LogRecord) -> bool:
+    """A filter for ``uvicorn.access``: its line's path (the third argument) with the values
+    of key-like query parameters replaced by ``REDACTED``."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+        record.args = (*args[:2], redact_query(args[2]), *args[3:])
+    return True
+
+
+def redact_query(target: str) -> str:
+    """``/x?api_key=sk-1&text=a`` → ``/x?api_key=REDACTED&text=a``."""
+    path, _, query = target.partition("?")
+    parts = []
+    for part in query.split("&"):
+        name, equals, _ = part.partition("=")
+        parts.append(
+            f"{name}=REDACTED" if equals and _SECRET_NAME.search(unquote_plus(name)) else part
+        )
+    return f"{path}?{'&'.join(parts)}"

@@ -12,15 +12,26 @@ from typing import Any, Self
 
 import uvicorn
 
+from service.server import HttpLimits, limits_of, uvicorn_config
+
 
 class BackgroundServer:
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        http_limits: HttpLimits | None = None,
+        **config: Any,
+    ) -> None:
+        """``http_limits`` (service/server.py): default a chainserve app's own, none for others."""
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         config.setdefault("log_level", "warning")
-        self._server = uvicorn.Server(uvicorn.Config(app, **config))
+        limits = http_limits or limits_of(app)
+        self._server = uvicorn.Server(uvicorn_config(app, limits, **config))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,19 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # so a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        # Whoever read stdout went away (`chainserve schema | head`): stop quietly, with the
+        # status of a command that SIGPIPE ended. Stdout goes to /dev/null so the exit's own
+        # flush of what is left has somewhere to go.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="chainserve", description="Serve LangChain chains from YAML files as streaming HTTP."
     )
@@ -80,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         "--fault",
         action="append",
         default=[],
-        metavar="KIND[:N]",
-        help="fail every call, e.g. throttle, stream_error:3 (after 3 tokens), slow_first_token:5000",
+        metavar="KIND[:N[:MS]]",
+        help="fail every call, e.g. throttle, stream_error:3 (after 3 tokens), "
+        "slow_first_token:5000 (ms), stall:3:2000 (after 3 tokens, for 2000 ms); "
+        "the kinds: README, 'The Bedrock emulator'",
     )
     emulator.add_argument(
         "--log-level",
@@ -175,10 +191,13 @@ def _serve(
 
     import uvicorn
 
+    from service.server import HttpLimits, uvicorn_config
+
     app = app_or_exit
     settings = app.state.settings
-    config = uvicorn.Config(
+    config = uvicorn_config(  # request head/body size and time limits: service/server.py
         app,
+        HttpLimits.from_settings(settings),
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
@@ -307,8 +326,9 @@ def _models(args: argparse.Namespace) -> int:
     from service.chains.loader import ChainFileErrors, load_folder
     from service.settings import Settings
 
+    settings = Settings()
     try:
-        chains = load_folder(args.folder or Settings().chains_dir)
+        chains = load_folder(args.folder or settings.chains_dir, settings.max_chain_file_bytes)
     except ChainFileErrors as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""Request ids, and the last line of defence: an unexpected exception becomes a clean 500.
+"""Request ids, and the last line of defence: an unexpected exception becomes a clean 500;
+CORS, with refused preflights answered in the service's own error body.
 
 Pure ASGI (no ``BaseHTTPMiddleware``), so streamed responses pass through untouched.
 """
@@ -8,9 +9,12 @@ import logging
 import re
 import uuid
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.runs.errors import ApiError, unexpected
+from service.runs.errors import ApiError, cors_refused, unexpected
 
 log = logging.getLogger("chainserve")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -58,3 +62,53 @@ async def send_error(scope: Scope, send: Send, error: ApiError) -> None:
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS middleware; a preflight it refuses gets the JSON error body, naming
+    what was refused, instead of Starlette's plain-text line."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        origin = request_headers.get("origin", "")
+        method = request_headers.get("access-control-request-method", "")
+        why = {
+            "origin": (
+                "origin",
+                f"origin {origin!r} is not allowed; the server's CHAINSERVE_CORS_ORIGINS lists "
+                "the origins that are",
+            ),
+            "method": (
+                "access-control-request-method",
+                f"method {method!r} is not allowed; use {' or '.join(self.allow_methods)}",
+            ),
+            "headers": (
+                "access-control-request-headers",
+                "these request headers are not allowed",
+            ),
+            "private-network": (
+                "access-control-request-private-network",
+                "private network access is not allowed",
+            ),
+        }
+        problems = dict(why[item] for item in refused if item in why)
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return _ErrorResponse(cors_refused(problems, headers))
+
+
+class _ErrorResponse(Response):
+    """An :class:`ApiError` as a response, rendered with the request's id."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(status_code=error.status)
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_error(scope, send, self.error)

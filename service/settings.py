@@ -7,7 +7,7 @@ environment (``AWS_REGION``, ``AWS_PROFILE``, the Lambda role …) and from chai
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     """Largest request body accepted (413 above)."""
 
+    max_chain_file_bytes: int = Field(1_048_576, ge=1024)
+    """Largest chain file loaded; a larger one is that file's error, never read in full."""
+
+    max_header_bytes: int = Field(65_536, ge=1024)
+    """Largest request head (request line and headers); 431 and close above (service/server.py)."""
+
+    header_timeout: float = Field(10.0, gt=0)
+    """Seconds to receive a whole request head from its first byte; 408 and close past it."""
+
+    body_timeout: float = Field(30.0, gt=0)
+    """Seconds to receive a whole request body after its head; 408 and close past it."""
+
+    keep_alive_timeout: float = Field(5.0, gt=0)
+    """Seconds an idle connection (before a request or between requests) stays open."""
+
     max_input_length: int = Field(100_000, ge=1)
     """Longest string input, in characters, for inputs that set no ``max_length`` themselves."""
 
@@ -68,7 +83,13 @@ class Settings(BaseSettings):
 
     @field_validator("cors_origins", "api_keys", mode="before")
     @classmethod
-    def _split_commas(cls, value: object) -> object:
+    def _split_commas(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            if not items and info.field_name == "api_keys":  # "," or " ": not an open server
+                raise ValueError(
+                    "holds no API key, only commas or spaces: set keys, or unset "
+                    "CHAINSERVE_API_KEYS to run without keys"
+                )
+            return items
         return value

@@ -104,6 +104,10 @@ def _run(args: argparse.Namespace) -> int:
                     stream.close()
                 print("\n[stopped]", file=sys.stderr)
                 return 130
+            except BrokenPipeError:  # stdout's reader went away (`| head`): cli.main ends quietly
+                for stream in upstream:
+                    stream.close()
+                raise
             except Exception as exc:
                 error = errors.classify(exc, model_id=chain.model_id, retry_after=0)
                 if not ends_with_newline:

@@ -3,7 +3,10 @@ on loopback (no real AWS can be reached here); boto3 reaches it through the stan
 AWS_ENDPOINT_URL_* variables, so the production code path is unchanged."""
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import httpx
@@ -15,6 +18,8 @@ from service.auth import ApiKeysUnavailable
 from service.background import BackgroundServer
 from service.settings import Settings
 from tests.conftest import ServerFactory
+from tests.helpers import wait_for
+from tests.test_cli import CHAINSERVE, free_port, running, wait_ready
 
 KEY, OTHER_KEY = "sk-test-7f3a9c1e5b", "sk-test-2d8e4f6a0c"
 BODY = {"input": {"text": "x"}}
@@ -193,3 +198,83 @@ def test_empty_key_store_never_serves_open(aws_services: str, chains_dir) -> Non
     settings = Settings(chains_dir=chains_dir, api_keys_ssm_parameter="/chainserve/empty")
     with pytest.raises(ApiKeysUnavailable, match="holds no API key"):
         create_app(settings)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"x-api-key: {KEY} ",
+        f"x-api-key:  {KEY}\t",
+        f"Authorization: Bearer {KEY} ",
+        f"Authorization:  Bearer  {OTHER_KEY}",
+    ],
+)
+def test_spaces_around_a_key_are_ignored_in_both_headers(
+    guarded: BackgroundServer, header: str
+) -> None:
+    """Sent raw: HTTP clients trim header values before they reach the wire, proxies may not."""
+    import socket
+
+    body = json.dumps(BODY).encode()
+    with socket.create_connection((guarded.host, guarded.port), timeout=30) as raw:
+        raw.sendall(
+            b"POST /chains/summarize/invoke HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + header.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        reply = b""
+        while piece := raw.recv(65536):
+            reply += piece
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+
+
+@pytest.mark.parametrize("value", [",", " ", " , ,"])
+def test_api_keys_setting_without_a_key_refuses_to_start(value: str, chains_dir: Path) -> None:
+    """Not an open server by accident: a variable that is set but holds no key stops start-up
+    (an empty variable means unset, as for every setting)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="holds no API key"):
+        Settings(api_keys=value)
+    result = subprocess.run(
+        [*CHAINSERVE, "serve", "--port", str(free_port()), "--chains", str(chains_dir)],
+        env={**os.environ, "CHAINSERVE_API_KEYS": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "api_keys" in result.stderr and "holds no API key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_access_log_redacts_keys_in_query_strings(chains_dir: Path, bedrock) -> None:
+    port = free_port()
+    env = {
+        "CHAINSERVE_ACCESS_LOG": "true",
+        "CHAINSERVE_API_KEYS": KEY,
+        "CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url,
+    }
+    with running(["serve", "--port", str(port), "--chains", str(chains_dir)], env) as process:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", process)
+        query = f"text=hello&api_key={KEY}&X-Access-Token={OTHER_KEY}&apikey=&token"
+        httpx.get(f"http://127.0.0.1:{port}/chains/summarize/stream?{query}")
+        wait_for(lambda: process.said("/chains/summarize/stream?"))
+    logged = "".join(process.lines)
+    assert KEY not in logged and OTHER_KEY not in logged
+    assert (
+        '"GET /chains/summarize/stream?text=hello&api_key=REDACTED&X-Access-Token=REDACTED'
+        '&apikey=REDACTED&token HTTP/1.1" 401'
+    ) in logged
+
+
+def test_redact_query() -> None:
+    from service.auth import redact_query
+
+    assert redact_query("/x?a=1&b=2") == "/x?a=1&b=2"
+    assert redact_query("/x?my%5Fapi%5Fkey=s&session_token=t&password=p&q=key") == (
+        "/x?my%5Fapi%5Fkey=REDACTED&session_token=REDACTED&password=REDACTED&q=key"
+    )

@@ -20,31 +20,25 @@ SUMMARIZE = (EXAMPLE_CHAINS / "summarize.yaml").read_text()
 BROKEN = SUMMARIZE.replace("temperature", "temprature")  # line 7
 
 
-def merge_bomb(levels: int, fan_out: int = 9, extra: int = 0) -> str:
-    """YAML whose << merges multiply inside PyYAML: fan_out**levels entries, built in Python.
-
-    ``extra`` more mappings each merge the second-to-last level again: more time, little memory
-    at a time.
-    """
-    lines = ["l0: &l0 {k: v}"]
-    for level in range(1, levels + 1):
-        refs = ", ".join([f"*l{level - 1}"] * fan_out)
-        lines.append(f"l{level}: &l{level} {{<<: [{refs}]}}")
-    refs = ", ".join([f"*l{levels - 1}"] * fan_out)
-    lines += [f"m{index}: {{<<: [{refs}]}}" for index in range(extra)]
-    return "\n".join(lines) + "\n"
+def write_huge(path: Path, megabytes: int) -> Path:
+    """A chain file of comment lines: past a raised CHAINSERVE_MAX_CHAIN_FILE_BYTES, the one
+    thing left that loads slowly. PyYAML scans a few MB a second, holding the text twice over."""
+    with path.open("w") as out:
+        out.write(SUMMARIZE)
+        for _ in range(megabytes):
+            out.write("#\n" * 2**19)
+    return path
 
 
-# Unguarded, this takes minutes (about 3 s per extra mapping here); memory grows ~40 MB each.
-SLOW = merge_bomb(7, extra=20)
+HUGE_BYTES = 2**30  # a raised CHAINSERVE_MAX_CHAIN_FILE_BYTES
 
 
 class Watched:
     """A chainserve dev server on a folder of its own, and HTTP helpers."""
 
-    def __init__(self, folder: Path, make_server: ServerFactory) -> None:
+    def __init__(self, folder: Path, make_server: ServerFactory, **settings: Any) -> None:
         self.folder = folder
-        self.url = make_server(chains_dir=folder, reload=True).url
+        self.url = make_server(chains_dir=folder, reload=True, **settings).url
 
     def write(self, name: str, text: str) -> Path:
         path = self.folder / name
@@ -180,14 +174,14 @@ def test_editor_droppings_are_ignored(folder: Path, make_server: ServerFactory) 
 def test_a_slow_file_does_not_stop_other_files_reloading(
     folder: Path, make_server: ServerFactory
 ) -> None:
-    server = Watched(folder, make_server)
-    server.write("bomb.yaml", SLOW)
+    server = Watched(folder, make_server, max_chain_file_bytes=HUGE_BYTES)
+    write_huge(folder / "huge.yaml", 100)  # 100 MB: minutes of parsing, and 300 MB and more
     server.write("summarize.yaml", SUMMARIZE.replace("Summarize a text", "Edited"))
     wait_for(lambda: server.description("summarize") == "Edited in a few sentences.", timeout=60)
     wait_for(lambda: server.errors() != [], timeout=60)
     [error] = server.errors()
-    # Which limit trips first depends on the machine's speed; here, the time (5 s).
-    assert "bomb.yaml:1: took longer than 5 s to load" in error or "used more than" in error
+    # Which limit trips first depends on the machine: the time (5 s) or the memory (256 MB).
+    assert "huge.yaml:1: took longer than 5 s to load" in error or "used more than" in error
     # The watcher goes on: the next edit reloads, and the bomb is not loaded again.
     server.write(
         "chat.yaml",
@@ -195,6 +189,7 @@ def test_a_slow_file_does_not_stop_other_files_reloading(
     )
     wait_for(lambda: str(server.description("chat")).startswith("Again."), timeout=30)
     assert len(server.errors()) == 1
+    (folder / "huge.yaml").unlink()
 
 
 def test_watching_survives_the_folder_going_away(folder: Path, make_server: ServerFactory) -> None:
@@ -213,22 +208,21 @@ def test_watching_survives_the_folder_going_away(folder: Path, make_server: Serv
 def test_guarded_load_limits_time_and_memory(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(SUMMARIZE)
-    slow = tmp_path / "slow.yaml"
-    slow.write_text(SLOW)
-    hungry = tmp_path / "hungry.yaml"
-    hungry.write_text(merge_bomb(8))  # 43 million entries: 350 MB and more
+    slow = write_huge(tmp_path / "slow.yaml", 30)  # seconds to scan, at any speed
+    hungry = slow  # 30 MB read: over 20 MB at once
 
     spec = load_guarded([good])[good]
     assert isinstance(spec, ChainSpec) and spec.name == "good"
     assert spec._source == (good, 3)  # private attributes survive the trip from the child
-    [error] = load_guarded([slow], timeout=1, max_memory_mb=2048)[slow]  # type: ignore[misc]
-    assert str(error) == (
-        f"{slow}:1: took longer than 1 s to load; simplify it (YAML aliases and << merges that "
-        "repeat content are the usual cause)"
-    )
+    loaded = load_guarded([slow], timeout=1, max_memory_mb=2048, max_bytes=HUGE_BYTES)
+    [error] = loaded[slow]  # type: ignore[misc]
+    assert str(error) == f"{slow}:1: took longer than 1 s to load; make it smaller"
 
-    [error] = load_guarded([hungry], timeout=120, max_memory_mb=20)[hungry]  # type: ignore[misc]
-    assert error.message.startswith("used more than 20 MB to load")
+    loaded = load_guarded([hungry], timeout=120, max_memory_mb=20, max_bytes=HUGE_BYTES)
+    [error] = loaded[hungry]  # type: ignore[misc]
+    assert str(error) == f"{hungry}:1: used more than 20 MB to load; make it smaller"
+    [error] = load_guarded([slow])[slow]  # type: ignore[misc]
+    assert error.message.startswith("the file is 30 MB; chain files are at most 1 MB")
 
 
 def test_guarded_load_reports_ordinary_errors(tmp_path: Path) -> None:

@@ -280,3 +280,22 @@ def test_bad_setting_is_a_clear_error() -> None:
     assert result.returncode == 2
     assert "invalid settings" in result.stderr and "max_concurrency" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["schema"], ["models", "--arns"], ["run", "summarize", "-i", "text=x", "--ttft-ms", "0"]],
+)
+def test_a_closed_pipe_ends_quietly(command: list[str]) -> None:
+    """``chainserve schema | head``: the reader is gone before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: every write fails with EPIPE
+    with os.fdopen(write_end, "wb") as stdout:
+        result = subprocess.run(
+            [*CHAINSERVE, *command], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    # No BrokenPipeError traceback, no "Exception ignored", no error line: only what the
+    # command says on stderr anyway (run: who answers).
+    said = [line for line in result.stderr.splitlines() if "answered by" not in line]
+    assert said == []
+    assert result.returncode == 141  # as a command that SIGPIPE ended

@@ -1,6 +1,10 @@
 """Honest statuses: every Bedrock failure before the first chunk gets a real HTTP status;
 after it, the stream ends in-band. Driven by emulator faults over real HTTP."""
 
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import httpx
 import pytest
 
@@ -68,14 +72,70 @@ def test_read_timeout_is_504(make_server, bedrock: Emulator) -> None:
     assert f"model {MODEL} did not answer in time" in response.json()["message"]
 
 
-def test_unexpected_failure_is_500_without_details(client: httpx.Client, bedrock: Emulator) -> None:
-    bedrock.state.add_faults([Fault(kind="stream_corrupt", after_chunks=0)])
+@pytest.fixture
+def broken_library(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make langchain-aws fail as a bug of its own would, after ``n`` chunks of text: an
+    exception no mapping knows (the emulator's faults all map to statuses)."""
+    from langchain_aws import ChatBedrockConverse
+
+    original = ChatBedrockConverse._stream
+
+    def fail_after(n: int) -> None:
+        def stream(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            sent = 0
+            for chunk in original(self, *args, **kwargs):
+                if chunk.text and sent == n:
+                    raise RuntimeError("a bug in the library, account 123456789012")
+                sent += bool(chunk.text)
+                yield chunk
+
+        monkeypatch.setattr(ChatBedrockConverse, "_stream", stream)
+
+    return fail_after
+
+
+def test_unexpected_failure_is_500_without_details(
+    client: httpx.Client, broken_library: Callable[[int], None]
+) -> None:
+    broken_library(0)
     response = post(client, "stream")
     assert response.status_code == 500
     body = response.json()
     assert body["code"] == "internal_error"
     assert body["request_id"] == response.headers["x-request-id"]
-    assert "Checksum" not in response.text and "Traceback" not in response.text
+    assert "a bug" not in response.text and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("chain", ["summarize", "translate"])  # ConverseStream, InvokeModel…Stream
+def test_corrupt_event_stream_is_502(client: httpx.Client, bedrock: Emulator, chain: str) -> None:
+    """A frame that fails its checksum (botocore's ChecksumMismatch) is Bedrock's failure."""
+    bedrock.state.add_faults([Fault(kind="stream_corrupt", after_chunks=0)])
+    response = client.post(f"/chains/{chain}/stream", json=BODY)
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["code"] == "bedrock_stream_corrupt"
+    assert body["message"] == f"Bedrock sent a corrupt event stream for model {MODEL}"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_corrupt_event_stream_after_first_chunk_in_band_with_request_id(
+    client: httpx.Client, bedrock: Emulator
+) -> None:
+    bedrock.state.add_faults([Fault(kind="stream_corrupt", after_chunks=2)] * 2)
+    sse = post(client, "stream", accept="text/event-stream")
+    name, error = parse_sse(sse.text)[-1]
+    assert name == "error"
+    assert error == {
+        "status_code": 502,
+        "code": "bedrock_stream_corrupt",
+        "message": f"Bedrock sent a corrupt event stream for model {MODEL}",
+        "request_id": sse.headers["x-request-id"],
+    }
+    text = post(client, "stream")
+    assert text.text.endswith(
+        f"\n[error] 502: Bedrock sent a corrupt event stream for model {MODEL} "
+        f"(request_id: {text.headers['x-request-id']})\n"
+    )
 
 
 def test_error_after_first_chunk_ends_text_in_band(client: httpx.Client, bedrock: Emulator) -> None:
@@ -99,16 +159,19 @@ def test_error_after_first_chunk_ends_sse_in_band(client: httpx.Client, bedrock:
     assert MODEL in error["message"]
 
 
-def test_unexpected_error_after_first_chunk(client: httpx.Client, bedrock: Emulator) -> None:
-    bedrock.state.add_faults([Fault(kind="stream_corrupt", after_chunks=2)])
-    events = parse_sse(post(client, "stream", accept="text/event-stream").text)
-    assert events[-1] == (
-        "error",
-        {
-            "status_code": 500,
-            "message": "internal error; the server log has the details under this request id",
-        },
-    )
+def test_unexpected_error_after_first_chunk(
+    client: httpx.Client, broken_library: Callable[[int], None]
+) -> None:
+    broken_library(2)
+    response = post(client, "stream", accept="text/event-stream")
+    events = parse_sse(response.text)
+    assert [name for name, _ in events] == ["metadata", "data", "data", "error"]
+    assert events[-1][1] == {
+        "status_code": 500,
+        "code": "internal_error",
+        "message": "internal error; the server log has the details under this request id",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 def test_throttling_is_retried_when_attempts_allow(make_server, bedrock: Emulator) -> None:
@@ -166,14 +229,45 @@ def test_failures_are_logged_with_request_id(
 
 
 def test_unexpected_failures_log_the_traceback(
-    client: httpx.Client, bedrock: Emulator, caplog: pytest.LogCaptureFixture
+    client: httpx.Client, broken_library: Callable[[int], None], caplog: pytest.LogCaptureFixture
 ) -> None:
-    bedrock.state.add_faults([Fault(kind="stream_corrupt", after_chunks=0)])
+    broken_library(0)
     response = post(client, "stream")
     request_id = response.json()["request_id"]
     [record] = [r for r in caplog.records if request_id in r.getMessage() and r.levelname != "INFO"]
     assert record.levelname == "ERROR"
-    assert record.exc_info is not None and "Checksum" in type(record.exc_info[1]).__name__
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+def test_chat_bedrock_failures_log_one_line_not_a_traceback(
+    client: httpx.Client, bedrock: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """langchain-aws logs each failed InvokeModel call with a traceback of its own
+    ("Error raised by bedrock service"); the log gets the run's one line, ours."""
+    caplog.set_level("INFO")
+    for route in ROUTES:
+        bedrock.state.add_faults([Fault(kind="throttle")])
+        response = client.post(f"/chains/translate/{route}", json=BODY)
+        assert response.status_code == 429
+        request_id = response.headers["x-request-id"]
+        [line] = [r for r in caplog.records if request_id in r.getMessage()]
+        assert line.name == "chainserve" and line.levelname == "WARNING" and not line.exc_info
+    assert bedrock.state.calls and all(call.status == "failed" for call in bedrock.state.calls)
+    loud = [r for r in caplog.records if r.name.startswith("langchain_aws") and r.levelno >= 30]
+    assert loud == []
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+def test_only_that_langchain_aws_record_is_dropped(client: httpx.Client) -> None:
+    logger = logging.getLogger("langchain_aws.llms.bedrock")
+
+    def record(message: str, exc_info: Any) -> logging.LogRecord:
+        return logger.makeRecord(logger.name, logging.ERROR, "f", 1, message, (), exc_info)
+
+    failure = (ValueError, ValueError("x"), None)
+    assert not logger.filter(record("Error raised by bedrock service", failure))
+    assert logger.filter(record("Error raised by bedrock service", None))
+    assert logger.filter(record("something else went wrong", failure))
 
 
 def test_timeout_after_first_chunk_ends_in_band(make_server, bedrock: Emulator) -> None:
@@ -190,20 +284,43 @@ def test_timeout_after_first_chunk_ends_in_band(make_server, bedrock: Emulator) 
     assert events[-1][1]["status_code"] == 504
 
 
-def test_batch_counts_each_concurrent_call(make_server, bedrock: Emulator) -> None:
+def test_batch_larger_than_the_cap_runs_within_it(make_server, bedrock: Emulator) -> None:
     server = make_server(max_concurrency=2)
-    inputs = [{"text": str(i)} for i in range(6)]
+    bedrock.state.pace = Pace(ttft_ms=100)
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        too_many = http.post("/chains/summarize/batch", json={"inputs": inputs})
-        assert too_many.status_code == 503  # six calls at once would pass the cap of two
-        bedrock.state.pace = Pace(ttft_ms=100)
-        limited = http.post(
-            "/chains/summarize/batch", json={"inputs": inputs, "config": {"max_concurrency": 2}}
-        )
-        assert limited.status_code == 200
-        assert len(limited.json()["output"]) == 6
-    assert len(bedrock.state.calls) == 6
-    assert bedrock.state.peak_concurrency() == 2
+        for size in (3, 6):  # more inputs than the cap: run two at a time, not 503
+            inputs = [{"text": str(i)} for i in range(size)]
+            response = http.post("/chains/summarize/batch", json={"inputs": inputs})
+            assert response.status_code == 200, response.text
+            outputs = response.json()["output"]
+            assert [o.split()[-1] for o in outputs] == [str(i) for i in range(size)]
+            assert bedrock.state.peak_concurrency() == 2
+            bedrock.state.reset()
+            bedrock.state.pace = Pace(ttft_ms=100)
+
+
+def test_batch_runs_in_the_slots_that_are_free(make_server, bedrock: Emulator) -> None:
+    server = make_server(max_concurrency=2)
+    slow, quick = Pace(tokens_per_second=20, reply_tokens=100), Pace(ttft_ms=50)
+    inputs = [{"text": str(i)} for i in range(3)]
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        bedrock.state.pace = slow
+        with http.stream("POST", "/chains/summarize/stream", json=BODY) as held:
+            held_text = held.iter_text()  # kept: a dropped iterator closes the connection
+            next(held_text)  # one slot taken: the batch gets the other one
+            bedrock.state.pace = quick
+            response = http.post("/chains/summarize/batch", json={"inputs": inputs})
+            assert response.status_code == 200, response.text
+            assert len(response.json()["output"]) == 3
+            assert bedrock.state.peak_concurrency() == 2  # the stream and one batch call
+            bedrock.state.pace = slow
+            with http.stream("POST", "/chains/summarize/stream", json=BODY) as other:
+                other_text = other.iter_text()
+                next(other_text)
+                full = http.post("/chains/summarize/batch", json={"inputs": inputs})
+                assert full.status_code == 503  # no slot free at all: busy, as for any run
+                assert "server busy: 2 of 2" in full.json()["message"]
+        wait_for(lambda: http.get("/healthz").json()["runs_active"] == 0)
 
 
 @pytest.mark.parametrize(

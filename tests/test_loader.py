@@ -3,7 +3,6 @@
 import inspect
 import pickle
 import re
-import time
 from pathlib import Path
 from textwrap import dedent
 
@@ -458,18 +457,6 @@ def test_chain_files_skip_editor_droppings(tmp_path: Path) -> None:
     ):
         write(tmp_path, name, VALID)
     assert [path.name for path in chain_files(tmp_path)] == ["a.yaml", "b.yml"]
-
-
-def test_alias_bomb_is_fast_to_reject(tmp_path: Path) -> None:
-    """Aliases share YAML nodes: the duplicate-key walk visits each once (9**9 paths here)."""
-    lines = ["x-anchors:", "  l0: &l0 [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
-    text = "\n".join(lines) + "\n" + VALID.replace("    type: string\n", "    default: *l8\n")
-    started = time.monotonic()
-    errors = errors_of(write(tmp_path, "bomb.yaml", text))
-    assert time.monotonic() - started < 30  # a bound, not a measure: unfixed, this takes hours
-    assert any("unknown key 'x-anchors'" in error for error in errors)
-    assert any("inputs.text: a list is not a string" in error for error in errors)
 
 
 def test_specs_and_errors_survive_pickling(tmp_path: Path) -> None:

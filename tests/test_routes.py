@@ -148,7 +148,11 @@ def test_enum_violation_lists_choices(client: httpx.Client) -> None:
 
 
 def test_invalid_json_is_422(client: httpx.Client) -> None:
-    response = client.post("/chains/summarize/invoke", content=b'{"input": ')
+    response = client.post(
+        "/chains/summarize/invoke",
+        content=b'{"input": ',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 422
     assert "not valid JSON" in response.json()["message"]
 
@@ -199,3 +203,241 @@ def test_inputs_reach_the_model_unescaped(client: httpx.Client) -> None:
     text = '<b>Tom & Jerry</b> "quoted"'
     output = client.post("/chains/translate/invoke", json={"input": {"text": text}}).json()
     assert output["output"].endswith(f"user: {text}")
+
+
+# -- batch: per-input results, per-run latency ------------------------------------------------
+
+
+def test_batch_return_exceptions_keeps_the_other_outputs(
+    client: httpx.Client, bedrock: Emulator
+) -> None:
+    from service.emulator.state import Fault
+
+    bedrock.state.add_faults([Fault(kind="throttle")])  # the first call: input 0, one at a time
+    inputs = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+    response = client.post(
+        "/chains/summarize/batch",
+        json={"inputs": inputs, "config": {"max_concurrency": 1}, "return_exceptions": True},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    output, runs = body["output"], body["metadata"]["runs"]
+    assert output[0] is None
+    assert [text.split()[-1] for text in output[1:]] == ["two", "three"]
+    error = runs[0]["error"]
+    assert error["status_code"] == 429 and error["code"] == "throttled"
+    assert MODEL in error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert ["error" in run for run in runs] == [True, False, False]
+    assert body["metadata"]["run_ids"] == [run["run_id"] for run in runs]
+    assert body["metadata"]["usage"]["output_tokens"] == sum(
+        run["usage"]["output_tokens"] for run in runs
+    )
+
+
+def test_batch_without_return_exceptions_fails_whole_and_stops(
+    client: httpx.Client, bedrock: Emulator
+) -> None:
+    """LangServe's behaviour, kept: the first failure is the batch's status; the inputs not
+    yet started never call the model."""
+    from service.emulator.state import Fault
+
+    bedrock.state.add_faults([Fault(kind="access_denied")])
+    inputs = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+    response = client.post(
+        "/chains/summarize/batch", json={"inputs": inputs, "config": {"max_concurrency": 1}}
+    )
+    assert response.status_code == 502
+    assert response.json()["code"] == "model_access_denied"
+    assert len(bedrock.state.calls) == 1
+
+
+def test_batch_runs_each_have_their_own_latency(client: httpx.Client, bedrock: Emulator) -> None:
+    from service.emulator.state import Fault, Pace
+
+    bedrock.state.pace = Pace(ttft_ms=50)
+    bedrock.state.add_faults([Fault(kind="slow_first_token", delay_ms=500)])  # one call of three
+    inputs = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+    response = client.post("/chains/summarize/batch", json={"inputs": inputs})  # all at once
+    assert response.status_code == 200
+    metadata = response.json()["metadata"]
+    latencies = sorted(run["latency_ms"] for run in metadata["runs"])
+    model_ms = sorted((call.ended - call.started) * 1000 for call in bedrock.state.calls)  # type: ignore[operator]
+    for latency, model in zip(latencies, model_ms, strict=True):
+        assert model - 5 <= latency <= model + 100, (latencies, model_ms)
+    assert latencies[0] < 300 and latencies[1] < 300 and latencies[2] >= 550
+    assert metadata["latency_ms"] >= latencies[2]  # the batch: as long as its slowest run
+
+
+def test_batch_return_exceptions_must_be_a_boolean(client: httpx.Client) -> None:
+    response = client.post(
+        "/chains/summarize/batch", json={"inputs": [{"text": "x"}], "return_exceptions": "yes"}
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["return_exceptions"]
+
+
+# -- Content-Type: JSON only ------------------------------------------------------------------
+
+JSON_BODY = b'{"input": {"text": "x"}}'
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",  # what a cross-site form or fetch() sends without a CORS preflight
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",  # curl -d without -H
+        "multipart/form-data; boundary=x",
+        None,  # a Blob with no type, sendBeacon
+        "application/json; charset=latin-1",
+        "application/jsonx",
+    ],
+)
+@pytest.mark.parametrize("route", ["invoke", "batch", "stream", "render"])
+def test_non_json_bodies_are_415(
+    client: httpx.Client, bedrock: Emulator, content_type: str | None, route: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(f"/chains/summarize/{route}", content=JSON_BODY, headers=headers)
+    assert response.status_code == 415, response.text
+    body = response.json()
+    assert body["code"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in body["message"]
+    assert body["errors"][0]["field"] == "content-type"
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert bedrock.state.calls == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        'Application/JSON;charset="UTF-8"',
+        "application/vnd.chainserve+json",
+    ],
+)
+def test_json_content_types_are_accepted(client: httpx.Client, content_type: str) -> None:
+    response = client.post(
+        "/chains/summarize/render", content=JSON_BODY, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 200, response.text
+
+
+# -- methods, CORS, repeated names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/chains/summarize/invoke", "POST"),
+        ("PUT", "/chains/summarize/stream", "GET, POST"),  # two routes, one path
+        ("DELETE", "/chains/summarize/batch", "POST"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+def test_405_names_the_allowed_methods(
+    client: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    body = response.json()
+    assert body["code"] == "method_not_allowed"
+    assert body["message"] == f"method {method} is not allowed on this path; use {allow}"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_refused_cors_preflight_is_a_json_error(make_server) -> None:
+    server = make_server(cors_origins="https://app.example")
+    url = f"{server.url}/chains/summarize/stream"
+    evil = httpx.options(
+        url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert evil.status_code == 400
+    body = evil.json()
+    assert body["code"] == "cors_refused"
+    assert body["errors"] == [
+        {
+            "field": "origin",
+            "message": "origin 'https://evil.example' is not allowed; the server's "
+            "CHAINSERVE_CORS_ORIGINS lists the origins that are",
+        }
+    ]
+    assert body["request_id"] == evil.headers["x-request-id"]
+    assert "access-control-allow-origin" not in evil.headers
+    put = httpx.options(
+        url, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}
+    )
+    assert put.status_code == 400
+    assert put.json()["message"] == (
+        "CORS preflight refused: method 'PUT' is not allowed; use GET or POST"
+    )
+    assert put.headers["access-control-allow-origin"] == "https://app.example"  # readable
+
+
+def test_repeated_query_parameter_is_422(client: httpx.Client, bedrock: Emulator) -> None:
+    response = client.get("/chains/summarize/stream", params=[("text", "a"), ("text", "b")])
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "input.text", "message": "given more than once; give it once"}
+    ]
+    assert bedrock.state.calls == []
+
+
+@pytest.mark.parametrize(
+    ("route", "raw", "field"),
+    [
+        ("invoke", b'{"input": {"text": "a", "text": "b"}}', "input.text"),
+        ("stream", b'{"input": {"text": "a"}, "input": {"text": "b"}}', "input"),
+        (
+            "render",
+            b'{"input": {"text": "a"}, "config": {"tags": [], "tags": ["x"]}}',
+            "config.tags",
+        ),
+        ("batch", b'{"inputs": [{"text": "a"}, {"text": "a", "text": "b"}]}', "inputs.1.text"),
+        (
+            "invoke",
+            b'{"input": {"text": "a", "history": [{"role": "user", "role": "ai", "content": ""}]}}',
+            "input.history.0.role",
+        ),
+    ],
+)
+def test_duplicate_json_keys_are_422(
+    client: httpx.Client, bedrock: Emulator, route: str, raw: bytes, field: str
+) -> None:
+    chain = "chat" if b"history" in raw else "summarize"
+    response = client.post(
+        f"/chains/{chain}/{route}", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"field": field, "message": "given more than once; give it once"}
+    ]
+    assert bedrock.state.calls == []
+
+
+# -- a client that goes away during its upload ------------------------------------------------
+
+
+def test_aborted_upload_is_one_info_line(
+    server, caplog: pytest.LogCaptureFixture, bedrock: Emulator
+) -> None:
+    import socket
+
+    from tests.helpers import wait_for
+
+    caplog.set_level("INFO", logger="chainserve")
+    with socket.create_connection((server.host, server.port)) as raw:
+        raw.sendall(
+            b"POST /chains/summarize/invoke HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n"
+            b"X-Request-Id: aborted-upload-1\r\n\r\n" + b'{"input": '
+        )
+    wait_for(lambda: any("aborted-upload-1" in r.getMessage() for r in caplog.records))
+    lines = [r for r in caplog.records if r.name.startswith("chainserve")]
+    [line] = [r for r in lines if "aborted-upload-1" in r.getMessage()]
+    assert line.levelname == "INFO" and "client went away during the upload" in line.getMessage()
+    assert [r for r in lines if r.levelno >= 40 or r.exc_info] == []
+    assert bedrock.state.calls == []

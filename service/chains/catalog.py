@@ -131,7 +131,11 @@ class Catalog:
         ]
         for path in gone:
             del self._files[path]
-        loaded = _load_guarded(changed) if guarded else {p: _load(p) for p in changed}
+        max_bytes = self._settings.max_chain_file_bytes
+        if guarded:
+            loaded = _load_guarded(changed, max_bytes)
+        else:
+            loaded = {path: _load(path, max_bytes) for path in changed}
         for path in changed:
             self._files[path] = self._update(path, stamps[path], loaded[path])
         self._publish()
@@ -201,24 +205,31 @@ class Catalog:
         return Chain(spec, build_runnable(spec, self._clients), inputs)
 
 
-def _load_guarded(paths: list[Path]) -> dict[Path, Loaded]:
+def _load_guarded(paths: list[Path], max_bytes: int) -> dict[Path, Loaded]:
     try:
-        return load_guarded(paths)
+        return load_guarded(paths, max_bytes=max_bytes)
     except Exception as exc:  # no child process to be had (a process limit): reload anyway
         log.warning("cannot load chain files in a child process (%s); loading them here", exc)
-        return {path: _load(path) for path in paths}
+        return {path: _load(path, max_bytes) for path in paths}
 
 
-def _load(path: Path) -> Loaded:
+def _load(path: Path, max_bytes: int) -> Loaded:
     try:
-        return load_file(path)
+        return load_file(path, max_bytes)
     except ChainFileErrors as exc:
         return exc.errors
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
     """What tells a changed file: an editor that saves by renaming changes the inode too."""
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        if not os.path.islink(path):
+            raise  # deleted
+        stat = os.lstat(path)  # a symlink to nothing: loading it says so
+    except OSError:  # a symlink loop, say: loading it says so
+        stat = os.lstat(path)
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 

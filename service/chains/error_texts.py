@@ -212,6 +212,127 @@ def invalid_template(fmt: str, problem: str) -> str:
     return f"invalid {fmt} template: {problem}"
 
 
+def format_spec(name: str, spec: str, conversion: str | None) -> str:
+    """An f-string field with a format spec or conversion: ``{text:>900000000}`` makes megabytes
+    of one character, ``{text!r}`` a Python repr."""
+    field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+    return (
+        f"format specs and conversions are not allowed in templates ({_piece(field)}}}): "
+        f"write {{{name}}}"
+    )
+
+
+def mustache_tag(kind: str, key: str) -> str:
+    """A mustache tag chain files refuse: it would render wrong, or nothing, at every request."""
+    if kind == "partial":
+        return (
+            f"mustache partials are not supported ({{{{> {_piece(key)}}}}}): chain files have "
+            "nothing to include; write the text into the message"
+        )
+    if kind == "set delimiter":
+        return (
+            f"mustache set-delimiter tags are not supported ({{{{={_piece(key)}=}}}}): write "
+            "variables as {{name}}"
+        )
+    if key == ".":
+        return "{{.}} outside a section: write the input's name, e.g. {{text}}"
+    return (
+        f"{{{{{_piece(key)}}}}}: inputs are plain values with no fields to look up: "
+        f"write {{{{{key.split('.')[0]}}}}}"
+    )
+
+
+def invalid_mustache(problem: str) -> str:
+    """chevron's multi-line syntax errors → one line."""
+    never_closed = re.search(r'the tag "(.*?)" was never closed', problem)
+    if never_closed:
+        name = never_closed[1]
+        return f"the section {{{{#{name}}}}} is never closed: end it with {{{{/{name}}}}}"
+    closing = re.search(r'Trying to close tag "(.*?)"', problem)
+    if closing:
+        name = closing[1]
+        open_one = re.search(r'last open tag is "(.*?)"', problem)
+        if open_one:
+            return (
+                f"{{{{/{name}}}}} closes a section, but the open one is {{{{#{open_one[1]}}}}}: "
+                f"close that first with {{{{/{open_one[1]}}}}}"
+            )
+        return f"{{{{/{name}}}}} closes a section that was never opened: remove it"
+    if problem.startswith("unclosed tag"):
+        return "a tag is opened with {{ but never closed with }}"
+    if problem.startswith("empty tag"):
+        return "an empty {{}} tag: write the input's name, e.g. {{text}}"
+    return "invalid mustache template: " + " ".join(problem.split())
+
+
+def too_many_aliases(limit: int) -> str:
+    return (
+        f"too many repeated anchors/aliases: with its aliases (*name) and << merges expanded, "
+        f"the file would hold more than {limit:,} values; refer to anchors less often"
+    )
+
+
+def too_many_values(limit: int) -> str:
+    return f"more than {limit:,} values: chain files hold hundreds; make it smaller"
+
+
+def alias_loop() -> str:
+    return "an alias inside its own anchor (&name … *name): the value would contain itself"
+
+
+def bad_scalar(value: str, problem: str) -> str:
+    """A value PyYAML reads as a date or number but cannot build (``2023-02-30``)."""
+    return f"cannot read {_piece(value)!r} ({problem}): quote it to keep it as text"
+
+
+def too_big(size: int, limit: int, grew: bool = False) -> str:
+    shown, most = _size(size), _size(limit)
+    if shown == most and not grew:
+        shown, most = f"{size:,} bytes", f"{limit:,} bytes"
+    return (
+        f"the file is {'more than ' if grew else ''}{shown}; chain files are at most {most}: "
+        "make it smaller, or raise CHAINSERVE_MAX_CHAIN_FILE_BYTES"
+    )
+
+
+def not_regular(kind: str) -> str:
+    return (
+        f"not a regular file ({kind}): only regular files are chain files; remove it or rename "
+        "it so it does not end in .yaml"
+    )
+
+
+def symlink_loop() -> str:
+    return "a symlink loop (it never reaches a file): point it at a chain file, or remove it"
+
+
+def dangling_symlink(target: str) -> str:
+    return f"a symlink to {target}, which does not exist: point it at a chain file, or remove it"
+
+
+def outside_folder(target: Any) -> str:
+    return (
+        f"a symlink to {target}, outside the chains folder: chain files must be inside it (the "
+        "folder alone decides what is served, and no other file's text shows in errors and "
+        "prompts); copy the file in, or link to one inside the folder"
+    )
+
+
+def not_utf8(byte: int) -> str:
+    return f"not UTF-8 text (byte 0x{byte:02x}): save the file as UTF-8"
+
+
+def cannot_read(exc: OSError) -> str:
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
 def _hint(key: Any, aliases: dict[str, str]) -> str:
     return f" (did you mean {aliases[key]!r}?)" if key in aliases else ""
 

@@ -1,8 +1,9 @@
 """Chain files loaded in child processes with a time and a memory limit (reloads only).
 
-A reload runs inside the server. A chain file that takes minutes or gigabytes to load (a YAML
-merge-key bomb grows exponentially inside PyYAML) would otherwise stall the watcher, or the
-whole server: in a child process it becomes that file's error, and every other file reloads.
+A reload runs inside the server. The loader bounds a file's size and values (a 1 MB file loads
+in a second or two), but a raised ``CHAINSERVE_MAX_CHAIN_FILE_BYTES``, or whatever those bounds
+miss, could still take minutes or gigabytes and stall the watcher, or the whole server: in a
+child process it becomes that file's error, and every other file reloads.
 
 Children come from a fork server that has imported the loader once, so each load costs a fork
 (milliseconds), not a Python start-up. As with every start method but fork (unsafe in a threaded
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from service.chains.loader import ChainFileError, ChainFileErrors, load_file
+from service.chains.reading import DEFAULT_MAX_BYTES
 from service.chains.spec import ChainSpec
 
 # A chain file loads in milliseconds and a few MB; these only stop hostile or runaway files.
@@ -32,13 +34,19 @@ _context: Any = None
 
 
 def load_guarded(
-    paths: list[Path], timeout: float = TIMEOUT_SECONDS, max_memory_mb: int = MAX_MEMORY_MB
+    paths: list[Path],
+    timeout: float = TIMEOUT_SECONDS,
+    max_memory_mb: int = MAX_MEMORY_MB,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[Path, Loaded]:
-    """Each file's spec, or its errors; a file over a limit gets an error saying which."""
+    """Each file's spec, or its errors; a file over a limit gets an error saying which.
+
+    ``max_bytes`` is the loader's own limit on a file's size (:func:`load_file`).
+    """
     results: dict[Path, Loaded] = {}
     for start in range(0, len(paths), _AT_ONCE):
         batch = paths[start : start + _AT_ONCE]
-        children = [_start(path, max_memory_mb) for path in batch]
+        children = [_start(path, max_memory_mb, max_bytes) for path in batch]
         deadline = time.monotonic() + timeout
         for path, (process, receiver) in zip(batch, children, strict=True):
             results[path] = _collect(path, process, receiver, deadline, timeout, max_memory_mb)
@@ -62,11 +70,11 @@ def _get_context() -> Any:
     return _context
 
 
-def _start(path: Path, max_memory_mb: int) -> tuple[Any, Connection]:
+def _start(path: Path, max_memory_mb: int, max_bytes: int) -> tuple[Any, Connection]:
     context = _get_context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
-        target=_load_in_child, args=(path, max_memory_mb, sender), daemon=True
+        target=_load_in_child, args=(path, max_memory_mb, max_bytes, sender), daemon=True
     )
     process.start()
     sender.close()  # the child holds it now: EOF here means the child is gone
@@ -91,8 +99,7 @@ def _collect(
             process.kill()
             return _error(
                 path,
-                f"took longer than {timeout:g} s to load; simplify it (YAML aliases and "
-                "<< merges that repeat content are the usual cause)",
+                f"took longer than {timeout:g} s to load; make it smaller",
             )
     finally:
         receiver.close()
@@ -103,8 +110,7 @@ def _collect(
     if result == "memory":
         return _error(
             path,
-            f"used more than {max_memory_mb} MB to load; simplify it (YAML aliases and "
-            "<< merges that repeat content are the usual cause)",
+            f"used more than {max_memory_mb} MB to load; make it smaller",
         )
     if result is None:
         return _error(
@@ -116,12 +122,12 @@ def _collect(
     return result
 
 
-def _load_in_child(path: Path, max_memory_mb: int, sender: Connection) -> None:
+def _load_in_child(path: Path, max_memory_mb: int, max_bytes: int, sender: Connection) -> None:
     try:
         _limit_memory(max_memory_mb)
         result: Any
         try:
-            result = load_file(path)
+            result = load_file(path, max_bytes)
         except ChainFileErrors as exc:
             result = exc.errors  # the exception itself would not survive pickling
         except MemoryError:

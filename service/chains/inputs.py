@@ -2,12 +2,17 @@
 
 Bodies are LangServe's: ``{"input": {...}, "config": {...}, "kwargs": {}}`` and, for batch,
 ``{"inputs": [...], ...}``. JSON bodies are validated strictly (``"3"`` is not an integer);
-query strings (``GET .../stream?topic=x``) are text, so they are validated leniently.
+query strings (``GET .../stream?topic=x``) are text, so they are validated leniently. A key
+given twice (in a JSON object, or a query string) is refused, never silently the last.
+
+Any identifier is an input name — ``model_config``, ``json``, ``schema`` too: each input is
+a field with a safe internal name and the input's name as its alias, so pydantic's own
+attributes never shadow it, and schemas and error messages show the real name.
 """
 
 import json
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import (
@@ -89,6 +94,14 @@ class RunConfig(BaseModel):
         return config
 
 
+class BatchRequest(NamedTuple):
+    """A validated ``/batch`` body."""
+
+    variables: list[dict[str, Any]]
+    configs: list[dict[str, Any]]
+    return_exceptions: bool
+
+
 class ChainInputs:
     """Validation and conversion of one chain's inputs."""
 
@@ -96,9 +109,16 @@ class ChainInputs:
         assert spec.name is not None
         # Named after the chain as it is (a-b and a_b are two chains): also the OpenAPI names.
         title = spec.name
-        fields = {name: _field(item, max_input_length) for name, item in spec.inputs.items()}
+        # Input name → internal field name; only the alias (the input name) is accepted.
+        self._fields = {name: f"input_{i}" for i, name in enumerate(spec.inputs)}
+        fields = {
+            self._fields[name]: _field(item, max_input_length, alias=name)
+            for name, item in spec.inputs.items()
+        }
         self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-            f"{title}_Input", __config__=ConfigDict(extra="forbid"), **fields
+            f"{title}_Input",
+            __config__=ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True),
+            **fields,
         )
         self.request_model: type[BaseModel] = create_model(
             f"{title}_Request",
@@ -113,6 +133,15 @@ class ChainInputs:
             inputs=(list[self.model], Field(min_length=1, max_length=max_batch_size)),  # type: ignore[name-defined]
             config=(RunConfig | list[RunConfig], Field(default_factory=RunConfig)),
             kwargs=(dict[str, Any], Field(default_factory=dict, max_length=0)),
+            return_exceptions=(
+                bool,
+                Field(
+                    False,
+                    description="true: a failed input gives null in output and its error in "
+                    "metadata.runs[i].error, and the other inputs' outputs are kept; false "
+                    "(LangServe's behaviour): the first failure fails the whole batch.",
+                ),
+            ),
         )
         self._specs = spec.inputs
 
@@ -121,14 +150,16 @@ class ChainInputs:
 
     def parse_request(self, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """A ``/invoke`` or ``/stream`` body → (prompt variables, run config)."""
+        _refuse_duplicate_keys(body)
         try:
             request = self.request_model.model_validate_json(body, strict=True)
         except ValidationError as exc:
             raise errors.invalid_input(exc) from None
         return self._variables(request.input), request.config.to_langchain()  # type: ignore[attr-defined]
 
-    def parse_batch(self, body: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """A ``/batch`` body → (variables per input, run config per input)."""
+    def parse_batch(self, body: bytes) -> BatchRequest:
+        """A ``/batch`` body → variables per input, run config per input, return_exceptions."""
+        _refuse_duplicate_keys(body)
         try:
             request: Any = self.batch_model.model_validate_json(body, strict=True)
         except ValidationError as exc:
@@ -139,15 +170,23 @@ class ChainInputs:
                 "config", f"give one config, or one per input ({len(request.inputs)})"
             )
         variables = [self._variables(item) for item in request.inputs]
-        return variables, [
-            (configs[i] if configs else request.config).to_langchain()
-            for i in range(len(variables))
-        ]
+        return BatchRequest(
+            variables,
+            [
+                (configs[i] if configs else request.config).to_langchain()
+                for i in range(len(variables))
+            ],
+            request.return_exceptions,
+        )
 
-    def parse_query(self, query: Mapping[str, str]) -> dict[str, Any]:
-        """Query parameters (all text) → prompt variables; messages inputs are JSON."""
+    def parse_query(self, query: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:
+        """Query parameters (all text; pairs, so a name given twice is seen) → prompt
+        variables; messages inputs are JSON."""
         data: dict[str, Any] = {}
-        for name, value in query.items():
+        pairs = query.items() if isinstance(query, Mapping) else query
+        for name, value in pairs:
+            if name in data:
+                raise errors.bad_request(f"input.{name}", "given more than once; give it once")
             spec = self._specs.get(name)
             if spec is not None and spec.type == "messages":
                 try:
@@ -168,8 +207,8 @@ class ChainInputs:
 
     def _variables(self, validated: BaseModel) -> dict[str, Any]:
         variables: dict[str, Any] = {}
-        for name in self._specs:
-            value = getattr(validated, name)
+        for name, field_name in self._fields.items():
+            value = getattr(validated, field_name)
             if isinstance(value, list):
                 value = [m.to_langchain() if isinstance(m, ChatMessage) else m for m in value]
             variables[name] = value
@@ -186,9 +225,59 @@ def _number(text: str, kind: type) -> Any:
         return text  # validation names the field and the expected type
 
 
-def _field(spec: InputSpec, max_input_length: int) -> tuple[Any, Any]:
+class _Repeated(dict[str, Any]):
+    """A JSON object in which ``key`` appeared more than once."""
+
+    key = ""
+
+
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """422 naming the first key given twice in a JSON object (``input.text``), where a JSON
+    parser would silently keep the last value. Invalid JSON is left to the validation."""
+    repeated = False
+
+    def pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        result = dict(pairs)
+        if len(result) == len(pairs):
+            return result
+        repeated = True
+        marked, seen = _Repeated(result), set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.key = key
+                break
+            seen.add(key)
+        return marked
+
+    try:
+        document = json.loads(body, object_pairs_hook=pairs_to_dict)
+    except (ValueError, RecursionError):
+        return
+    if repeated:
+        path = _repeated_path(document) or ["body"]
+        raise errors.bad_request(".".join(path), "given more than once; give it once")
+
+
+def _repeated_path(value: Any) -> list[str] | None:
+    if isinstance(value, _Repeated):
+        return [value.key]
+    if isinstance(value, dict):
+        children: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list):
+        children = enumerate(value)
+    else:
+        return None
+    for key, child in children:
+        below = _repeated_path(child)
+        if below is not None:
+            return [str(key), *below]
+    return None
+
+
+def _field(spec: InputSpec, max_input_length: int, alias: str) -> tuple[Any, Any]:
     annotation: Any
-    constraints: dict[str, Any] = {"description": spec.description or None}
+    constraints: dict[str, Any] = {"description": spec.description or None, "alias": alias}
     if spec.type == "messages":
         annotation = list[ChatMessage]
         if spec.max_length:

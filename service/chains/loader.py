@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from langchain_core.prompts.string import get_template_variables
 from pydantic import BaseModel, ValidationError
 
 from service.chains import error_texts as texts
-from service.chains.spec import NAME_PATTERN, ChainSpec, MessageSpec
+from service.chains.expansion import TooManyValues, compose
+from service.chains.reading import DEFAULT_MAX_BYTES, UnreadableFile, read_chain_file
+from service.chains.spec import NAME_PATTERN, ChainSpec
+from service.chains.templates import check_variables
 from service.chaintests.loading import check_tests
 
 
@@ -69,7 +71,7 @@ def is_chain_file(path: Path) -> bool:
     )
 
 
-def load_folder(folder: Path) -> dict[str, ChainSpec]:
+def load_folder(folder: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, ChainSpec]:
     """Every chain in ``folder`` by name; raises :class:`ChainFileErrors` listing all problems."""
     if not folder.is_dir():
         raise ChainFileErrors([ChainFileError(folder, 0, "", "no such folder of chain files")])
@@ -78,7 +80,7 @@ def load_folder(folder: Path) -> dict[str, ChainSpec]:
     errors: list[ChainFileError] = []
     for path in chain_files(folder):
         try:
-            spec = load_file(path)
+            spec = load_file(path, max_bytes)
         except ChainFileErrors as exc:
             errors.extend(exc.errors)
             continue
@@ -102,20 +104,26 @@ def load_folder(folder: Path) -> dict[str, ChainSpec]:
     return chains
 
 
-def load_file(path: Path) -> ChainSpec:
-    """One chain file → its spec, with ``name`` filled in; raises :class:`ChainFileErrors`."""
+def load_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> ChainSpec:
+    """One chain file → its spec, with ``name`` filled in; raises :class:`ChainFileErrors`.
+
+    ``path`` must be a regular file of at most ``max_bytes`` inside its folder
+    (:mod:`service.chains.reading`).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ChainFileErrors([ChainFileError(path, 0, "", f"cannot read: {exc}")]) from None
+        text = read_chain_file(path, max_bytes)
+    except UnreadableFile as exc:
+        raise ChainFileErrors([ChainFileError(path, exc.line, "", exc.message)]) from None
     return parse(text, path)
 
 
 def parse(text: str, path: Path) -> ChainSpec:
     """Chain file text → spec; ``path`` names the file in errors and gives the default name."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = compose(text)  # bounded first: aliases expand as values are built
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no Python objects from tags
+    except TooManyValues as exc:
+        raise ChainFileErrors([ChainFileError(path, exc.line, "", exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -156,91 +164,25 @@ def parse(text: str, path: Path) -> ChainSpec:
     return spec
 
 
-def check_variables(spec: ChainSpec, locate: "_Locator") -> list[ChainFileError]:
-    """The prompt's template variables must be exactly the declared inputs."""
-    errors: list[ChainFileError] = []
-    used: set[str] = set()
-    partial = False  # a template could not be read in full: which inputs it uses is unknown
-    declared = spec.inputs
-    for index, message in enumerate(spec.prompt.messages):
-        where = ("prompt", "messages", index)
-        if message.role == "placeholder":
-            names = {message.text}
-            input_spec = declared.get(message.text)
-            if input_spec is not None and input_spec.type != "messages":
-                errors.append(
-                    locate.error(
-                        where,
-                        f"placeholder {message.text!r} needs an input of type messages, "
-                        f"but inputs.{message.text} is {input_spec.type}",
-                    )
-                )
-        else:
-            try:
-                names = set(get_template_variables(message.text, _lc_format(spec)))
-            except (ValueError, KeyError) as exc:
-                problem = texts.invalid_template(spec.prompt.format, str(exc))
-                errors.append(locate.error(where, problem))
-                partial = True
-                continue
-            if spec.prompt.format == "f-string":
-                bad = sorted(name for name in names if not name.isidentifier())
-                errors.extend(locate.error(where, texts.template_name(name)) for name in bad)
-                partial = partial or bool(bad)
-                names -= set(bad)
-            errors.extend(_messages_inputs_in_text(spec, message, names, locate, where))
-        for name in sorted(names - declared.keys()):
-            hint = texts.did_you_mean(name, declared)
-            errors.append(
-                locate.error(
-                    where,
-                    f"template uses {_show_var(spec, name)} but no input {name!r} is "
-                    f"declared{hint}; declare it under inputs or fix the name",
-                )
-            )
-        used |= names
-    for name in sorted(declared.keys() - used) if not partial else []:
-        errors.append(
-            locate.error(
-                ("inputs", name),
-                f"input {name!r} is declared but the prompt never uses it; "
-                f"use {_show_var(spec, name)} in a message or remove the input",
-            )
-        )
-    return errors
-
-
-def _messages_inputs_in_text(
-    spec: ChainSpec,
-    message: MessageSpec,
-    names: set[str],
-    locate: "_Locator",
-    where: tuple[Any, ...],
-) -> list[ChainFileError]:
-    return [
-        locate.error(
-            where,
-            f"input {name!r} is a list of messages; splice it in with "
-            f"'- placeholder: {name}' instead of {_show_var(spec, name)} in a {message.role} message",
-        )
-        for name in sorted(names)
-        if name in spec.inputs and spec.inputs[name].type == "messages"
-    ]
-
-
-def _lc_format(spec: ChainSpec) -> str:
-    return "f-string" if spec.prompt.format == "f-string" else "mustache"
-
-
-def _show_var(spec: ChainSpec, name: str) -> str:
-    return "{" + name + "}" if spec.prompt.format == "f-string" else "{{" + name + "}}"
-
-
 def display_path(path: Path) -> str:
+    """``path`` relative to the working directory if it is below it; the file's own name, not
+    a symlink's target (which may be a loop, or outside the folder)."""
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd()))
+    except (ValueError, OSError, RuntimeError):  # not below; a loop in the folder's own path
         return str(path)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with values it resolves but cannot build (``2023-02-30`` as a date,
+    a 5000-digit integer) as YAML errors at their line rather than a bare ``ValueError``."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as exc:
+            problem = texts.bad_scalar(str(node.value), str(exc))
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
 class _Locator:

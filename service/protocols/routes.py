@@ -2,16 +2,18 @@
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from service.chains.catalog import Catalog, Chain
 from service.chains.render import render as render_prompt
 from service.protocols import wire
 from service.runs import errors
-from service.runs.stream import ChainRun, RunInfo, Usage, Workers
+from service.runs.stream import ChainRun, RunInfo, Usage, Workers, run_batch
 from service.settings import Settings
 
 log = logging.getLogger("chainserve")
@@ -74,34 +76,45 @@ async def render(request: Request, name: str) -> dict[str, Any]:
 @router.post("/chains/{name}/batch", tags=["chains"], summary="Run a chain on several inputs")
 async def batch(request: Request, name: str) -> dict[str, Any]:
     chain = _catalog(request).get(name)
-    many, configs = chain.inputs.parse_batch(await _body(request))
-    # LangChain runs a batch on max_concurrency threads of its own: each holds a slot.
-    at_once = min(len(many), configs[0].get("max_concurrency") or len(many))
+    many, configs, return_exceptions = chain.inputs.parse_batch(await _body(request))
+    # Each input is a model call that holds a slot of the cap while it runs. A batch runs
+    # max_concurrency of them at once, or all — but never more than the slots that are free.
+    wanted = min(len(many), configs[0].get("max_concurrency") or len(many))
     infos = [RunInfo() for _ in many]
-    run_configs = [
-        {**info.config(config), "max_concurrency": at_once}
-        for info, config in zip(infos, configs, strict=True)
-    ]
+    started = time.perf_counter()
     try:
-        outputs = await _workers(request).run(
-            lambda: chain.runnable.batch(many, run_configs),  # type: ignore[arg-type]
-            slots=at_once,
+        results = await _workers(request).run_up_to(
+            lambda at_once: run_batch(
+                chain.runnable, many, configs, infos, at_once, return_exceptions
+            ),
+            wanted,
         )
     except Exception as exc:
         raise _failure(request, chain, exc) from None
+    latency_ms = round((time.perf_counter() - started) * 1000)
     total = Usage()
-    for info in infos:
+    outputs: list[Any] = []
+    runs: list[dict[str, Any]] = []
+    for index, (info, result) in enumerate(zip(infos, results, strict=True)):
         total.input_tokens += info.usage.input_tokens
         total.output_tokens += info.usage.output_tokens
-        _log_run(request, chain, info, "batch")
+        run = _metadata(chain, info)
+        if isinstance(result, BaseException):  # only with return_exceptions
+            error = _failure(request, chain, result, f"run_id={info.run_id} input={index}")
+            run["error"] = error.body(_request_id(request))
+            outputs.append(None)
+        else:
+            _log_run(request, chain, info, "batch")
+            outputs.append(result)
+        runs.append(run)
     return {
         "output": outputs,
         "metadata": {
             "run_ids": [info.run_id for info in infos],
             "model": chain.model_id,
             "usage": total.as_dict(),
-            "latency_ms": infos[0].latency_ms,
-            "runs": [_metadata(chain, info) for info in infos],
+            "latency_ms": latency_ms,
+            "runs": runs,
         },
     }
 
@@ -126,7 +139,7 @@ async def stream(request: Request, name: str) -> StreamingResponse:
 )
 async def stream_get(request: Request, name: str) -> StreamingResponse:
     chain = _catalog(request).get(name)
-    variables = chain.inputs.parse_query(request.query_params)
+    variables = chain.inputs.parse_query(request.query_params.multi_items())
     return await _stream(request, chain, variables, {}, wire.ServerSentEvents())
 
 
@@ -148,10 +161,10 @@ async def _stream(
         raise _failure(request, chain, exc) from None
 
     def describe(exc: BaseException) -> errors.ApiError:
-        return _failure(request, chain, exc, after_first_chunk=True)
+        return _failure(request, chain, exc, "after_first_chunk=true")
 
     async def body() -> Any:
-        async for part in wire.encode(run, first, fmt, describe):
+        async for part in wire.encode(run, first, fmt, describe, _request_id(request)):
             yield part
         _log_run(request, chain, run.info, "stream")
 
@@ -192,15 +205,16 @@ def _metadata(chain: Chain, info: RunInfo) -> dict[str, Any]:
 
 
 def _failure(
-    request: Request, chain: Chain, exc: BaseException, after_first_chunk: bool = False
+    request: Request, chain: Chain, exc: BaseException, detail: str = ""
 ) -> errors.ApiError:
+    """The mapped failure, logged once with the chain, the request id and ``detail``."""
     settings: Settings = request.app.state.settings
     return errors.describe(
         exc,
         model_id=chain.model_id,
         retry_after=settings.retry_after_seconds,
         context=f"chain={chain.name} request_id={_request_id(request)}"
-        + (" after_first_chunk=true" if after_first_chunk else ""),
+        + (f" {detail}" if detail else ""),
     )
 
 
@@ -219,18 +233,43 @@ def _log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
 
 
 async def _body(request: Request) -> bytes:
-    """The request body, refused with 413 past the configured limit."""
+    """The JSON request body: 415 unless it says it is JSON, 413 past the configured limit."""
+    _require_json(request.headers.get("content-type", ""))
     limit = request.app.state.settings.max_body_bytes
     too_large = errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:  # a chunked body has no Content-Length to refuse early
-            raise too_large
+    try:
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:  # a chunked body has no Content-Length to refuse early
+                raise too_large
+    except ClientDisconnect:  # nothing went wrong here, and nobody waits for an answer
+        log.info(
+            "client went away during the upload request_id=%s path=%s after %d bytes",
+            _request_id(request),
+            request.url.path,
+            len(body),
+        )
+        raise errors.client_gone() from None
     return bytes(body)
+
+
+def _require_json(content_type: str) -> None:
+    """``application/json`` or an ``application/*+json`` type, in UTF-8 if a charset is given.
+
+    Not a formality: the types a web page may POST cross-site without a CORS preflight
+    (``text/plain``, forms) are refused, so no page can start a chain from a browser.
+    """
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    is_json = media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+    charsets = [p.partition("=")[2].strip('"') for p in params if p.startswith("charset=")]
+    if not is_json or any(charset not in ("utf-8", "utf8") for charset in charsets):
+        raise errors.unsupported_media_type(content_type)
 
 
 def _catalog(request: Request) -> Catalog:

@@ -1,11 +1,12 @@
 """The wire formats of a streamed run, each encoded in one place.
 
 - text/plain (the default): the raw text, each chunk written as it arrives; a failure after
-  the first chunk ends the body with a line ``[error] <status>: <message>``.
+  the first chunk ends the body with a line ``[error] <status>: <message> (request_id: <id>)``.
 - text/event-stream (``Accept: text/event-stream``, and ``GET .../stream``): LangServe's
   events — ``metadata`` ``{"run_id"}``, one ``data`` per JSON-encoded chunk, ``usage`` (with
   latency and the stop reason), ``end``;
-  on failure ``error`` ``{"status_code", "message"}``.
+  on failure ``error`` with the JSON error body (``status_code``, ``code``, ``message``,
+  ``request_id``), as a response before the first chunk would have had.
 
 Chunks that arrived together are written together: one write, never held back for more.
 """
@@ -39,9 +40,10 @@ class PlainText:
     def closing(self, info: RunInfo) -> bytes:
         return b""
 
-    def error(self, error: ApiError) -> bytes:
+    def error(self, error: ApiError, request_id: str) -> bytes:
         newline = "" if self._at_line_start else "\n"
-        return f"{newline}[error] {error.status}: {error.message}\n".encode()
+        line = f"[error] {error.status}: {error.message} (request_id: {request_id})"
+        return f"{newline}{line}\n".encode()
 
 
 class ServerSentEvents:
@@ -57,8 +59,8 @@ class ServerSentEvents:
         # An empty data line: browsers' EventSource drops events that have no data at all.
         return _event("usage", info.summary()) + b"event: end\ndata: \n\n"
 
-    def error(self, error: ApiError) -> bytes:
-        return _event("error", {"status_code": error.status, "message": error.message})
+    def error(self, error: ApiError, request_id: str) -> bytes:
+        return _event("error", error.body(request_id))
 
 
 WireFormat = PlainText | ServerSentEvents
@@ -78,14 +80,16 @@ async def encode(
     first: list[str],
     wire: WireFormat,
     describe: Callable[[BaseException], ApiError],
+    request_id: str,
 ) -> AsyncIterator[bytes]:
-    """The response body of a started run; ``describe`` maps (and logs) a mid-stream failure."""
+    """The response body of a started run; ``describe`` maps (and logs) a mid-stream failure,
+    which ends the body in-band under ``request_id``."""
     yield wire.opening(run.info) + wire.chunks(first)
     try:
         async for chunks in run.rest():
             yield wire.chunks(chunks)
     except Exception as exc:
-        yield wire.error(describe(exc))
+        yield wire.error(describe(exc), request_id)
         return
     yield wire.closing(run.info)
 

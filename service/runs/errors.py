@@ -73,6 +73,48 @@ def bad_request(field: str, message: str, status: int = 422) -> ApiError:
     )
 
 
+def unsupported_media_type(given: str) -> ApiError:
+    """415: a POST body that does not say it is JSON.
+
+    Browsers send ``text/plain``, form and ``multipart`` bodies cross-site without asking
+    (no CORS preflight), so parsing them as JSON would let any web page start chains.
+    """
+    said = f"got {given!r}" if given else "got none"
+    message = f"send the body as JSON with 'Content-Type: application/json' ({said})"
+    return ApiError(
+        415,
+        f"content-type: {message}",
+        code="unsupported_media_type",
+        errors=[{"field": "content-type", "message": message}],
+    )
+
+
+def method_not_allowed(method: str, allowed: list[str]) -> ApiError:
+    listing = ", ".join(allowed)
+    return ApiError(
+        405,
+        f"method {method} is not allowed on this path; use {listing}",
+        code="method_not_allowed",
+        headers={"Allow": listing},
+    )
+
+
+def cors_refused(problems: dict[str, str], headers: dict[str, str]) -> ApiError:
+    """400 for a CORS preflight the settings do not allow; ``problems``: header → why."""
+    return ApiError(
+        400,
+        "CORS preflight refused: " + "; ".join(problems.values()),
+        code="cors_refused",
+        errors=[{"field": name, "message": why} for name, why in problems.items()],
+        headers=headers,
+    )
+
+
+def client_gone() -> ApiError:
+    """The client closed the connection while sending its body: nobody reads the answer."""
+    return ApiError(400, "the client went away during the upload", code="client_disconnected")
+
+
 def _fix(error: Any) -> str:
     kind, ctx = error["type"], error.get("ctx", {})
     if kind == "missing":
@@ -122,6 +164,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError | None:
     from botocore import exceptions as boto
+    from botocore.eventstream import ParserError
     from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
     # botocore wraps timeouts until the response starts; reads of a stream raise urllib3's.
@@ -141,6 +184,12 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
         return ApiError(504, f"model {model} did not answer in time", code="model_timeout")
     if isinstance(exc, boto.EndpointConnectionError):
         return ApiError(502, f"cannot reach Bedrock for model {model}", code="bedrock_unreachable")
+    if isinstance(exc, ParserError):  # a frame failed its CRC or length checks
+        return ApiError(
+            502,
+            f"Bedrock sent a corrupt event stream for model {model}",
+            code="bedrock_stream_corrupt",
+        )
     if isinstance(exc, boto.HTTPClientError | boto.ConnectionError | boto.ResponseStreamingError):
         return ApiError(
             502, f"the connection to Bedrock failed for model {model}", code="bedrock_connection"

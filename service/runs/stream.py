@@ -26,12 +26,14 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import FIRST_EXCEPTION, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import Runnable
+from langchain_core.runnables.config import ContextThreadPoolExecutor
 
 from service.chains.runnable import opened_streams
 from service.runs import errors
@@ -87,6 +89,7 @@ class RunInfo:
 
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None  # set when the run ended; until then latency runs on
     collector: UsageCollector = field(default_factory=UsageCollector)
 
     def config(self, base: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +97,7 @@ class RunInfo:
 
     @property
     def latency_ms(self) -> int:
-        return round((time.perf_counter() - self.started) * 1000)
+        return round(((self.ended or time.perf_counter()) - self.started) * 1000)
 
     @property
     def usage(self) -> Usage:
@@ -148,13 +151,27 @@ class Workers:
         """Threads waiting for a run (the running ones are ``active``, at most)."""
         return len(self._idle)
 
-    def run(self, function: Callable[[], T], slots: int = 1) -> "asyncio.Future[T]":
-        """Run ``function`` on a worker thread, holding ``slots`` of the cap (a batch holds
-        one per model call it makes at once); raises 503 when they are not free."""
+    def run(self, function: Callable[[], T]) -> "asyncio.Future[T]":
+        """Run ``function`` on a worker thread, holding one slot of the cap; raises 503 when
+        none is free."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        job: _Job = (function, slots, future)
+        _, inbox = self._reserve(1, 1)
+        self._dispatch((function, 1, future), inbox)
+        return future
+
+    def run_up_to(self, function: Callable[[int], T], slots: int) -> "asyncio.Future[T]":
+        """Run ``function(granted)`` on a worker thread, holding ``granted`` slots: as many of
+        ``slots`` as are free (a batch holds one per model call it makes at once, and makes
+        no more than it was granted). Raises 503 only when no slot at all is free."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        granted, inbox = self._reserve(slots, 1)
+        self._dispatch((lambda: function(granted), granted, future), inbox)
+        return future
+
+    def _reserve(self, slots: int, least: int) -> "tuple[int, queue.SimpleQueue[_Job] | None]":
         with self._lock:
-            if self._active + slots > self._max:
+            granted = min(slots, self._max - self._active)
+            if granted < least:
                 raise errors.ApiError(
                     503,
                     f"server busy: {self._active} of {self._max} chain runs in progress; "
@@ -162,13 +179,14 @@ class Workers:
                     code="busy",
                     headers={"Retry-After": str(self._retry_after)},
                 )
-            self._active += slots
-            inbox = self._idle.pop() if self._idle else None
+            self._active += granted
+            return granted, (self._idle.pop() if self._idle else None)
+
+    def _dispatch(self, job: _Job, inbox: "queue.SimpleQueue[_Job] | None") -> None:
         if inbox is None:
             inbox = queue.SimpleQueue()
             threading.Thread(target=self._serve, args=(inbox,), name="chain", daemon=True).start()
         inbox.put(job)
-        return future
 
     def _serve(self, inbox: "queue.SimpleQueue[_Job]") -> None:
         while True:
@@ -212,6 +230,51 @@ class Workers:
         thread: closing it from here would wait on that thread's blocked read.)"""
         for run in list(self._runs):
             run.cancel()
+
+
+def run_batch(
+    runnable: Runnable[dict[str, Any], str],
+    inputs: list[dict[str, Any]],
+    configs: list[dict[str, Any]],
+    infos: list[RunInfo],
+    at_once: int,
+    return_exceptions: bool,
+) -> list[Any]:
+    """A batch, on a worker thread: each input invoked as a run of its own (timed on its own,
+    into its :class:`RunInfo`), at most ``at_once`` at a time on a pool's threads.
+
+    With ``return_exceptions``, a failed input's exception takes the place of its output.
+    Without, the first failure is raised and the inputs not yet started never start.
+    """
+
+    def one(index: int) -> Any:
+        info = infos[index]
+        info.started = time.perf_counter()
+        try:
+            return runnable.invoke(inputs[index], info.config(configs[index]))  # type: ignore[arg-type]
+        finally:
+            info.ended = time.perf_counter()
+
+    if at_once == 1:  # one at a time: on this thread, no pool
+        results: list[Any] = []
+        for index in range(len(inputs)):
+            try:
+                results.append(one(index))
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                results.append(exc)
+        return results
+    with ContextThreadPoolExecutor(max_workers=at_once, thread_name_prefix="batch") as pool:
+        futures = [pool.submit(one, index) for index in range(len(inputs))]
+        if not return_exceptions:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f in done and f.exception() is not None]
+            if failed:
+                for future in futures:
+                    future.cancel()  # those not started yet
+                raise failed[0].exception()  # type: ignore[misc]
+        return [f.exception() or f.result() for f in futures]
 
 
 class ChainRun:
