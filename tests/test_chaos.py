@@ -111,7 +111,11 @@ async def _one(client: httpx.AsyncClient, rng: random.Random) -> str:
 
 
 async def _round(url: str, rng: random.Random) -> Counter[str]:
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    # A pooled connection is dropped after 1 s idle, well before the server's 5 s keep-alive
+    # timeout: reusing one the server is closing at that moment fails in any client.
+    limits = httpx.Limits(
+        max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY, keepalive_expiry=1
+    )
     gate = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
