@@ -60,3 +60,9 @@ def test_corrupt_prelude_crc_is_detected() -> None:
 def test_empty_payload_and_no_headers() -> None:
     [message] = decode(eventstream.encode_message({}, b""))
     assert message.headers == {} and message.payload == b""
+
+
+def test_exception_message_with_more_members() -> None:
+    raw = eventstream.exception("modelStreamErrorException", "boom", originalStatusCode=500)
+    [message] = decode(raw)
+    assert json.loads(message.payload) == {"message": "boom", "originalStatusCode": 500}

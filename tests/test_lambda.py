@@ -162,6 +162,7 @@ def test_package_leaves_out_what_the_function_does_not_need(task_root: Path) -> 
     )
     assert not (task_root / "service" / "emulator").exists()
     assert not (task_root / "watchfiles").exists()
+    assert not (task_root / "hypercorn").exists() and not (task_root / "h2").exists()
     # Byte code for this Python (the target here), hash-checked: Lambda cannot write its own.
     tag = "cpython-{}{}".format(*sys.version_info[:2])
     compiled = list((task_root / "service").rglob("*.pyc"))

@@ -36,7 +36,8 @@ _MANYLINUX = tuple(f"manylinux_2_{minor}" for minor in range(34, 16, -1))
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 
 # Never loaded by the function: the file watcher of `chainserve dev`, the emulator, this builder.
-_UNUSED_PACKAGES = ("watchfiles",)
+# watchfiles: `dev` reloading; hypercorn and the HTTP/2 and WebSocket parts it brings: the emulator.
+_UNUSED_PACKAGES = ("watchfiles", "hypercorn", "h2", "hpack", "hyperframe", "priority", "wsproto")
 _UNUSED_SERVICE_PARTS = ("emulator", "deploy")
 # botocore ships every AWS service's model (~25 MB); the function calls only these.
 _BOTOCORE_SERVICES = (

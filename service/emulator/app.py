@@ -5,17 +5,22 @@ InvokeModel), replies planned by :mod:`replies` and sent by :mod:`responses`, wi
 queued in :mod:`state`.
 """
 
+import dataclasses
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.emulator import responses
-from service.emulator.replies import Reply, Turn, plan
+from service.emulator import responses, validation
+from service.emulator.content import Content, read_anthropic, read_converse
+from service.emulator.replies import Cache, Reply, plan
 from service.emulator.responses import BedrockError
 from service.emulator.state import Call, EmulatorState, Fault, Pace
 
@@ -32,16 +37,18 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
         async def endpoint(request: Request) -> Response:
             model = request.path_params["model_id"]
             call = state.start_call(operation, model)
+            call.http_version = request.scope.get("http_version", "1.1")
+            call.request_id = request.scope[_REQUEST_ID]
             try:
                 if "authorization" not in request.headers:
                     raise BedrockError(403, "AccessDeniedException", "Missing Authentication Token")
-                body = await request.json()
+                body = validation.parse_body(await request.body())
                 reply = parse(model, body, state)
                 call.tokens_planned = reply.output_tokens
                 fault = state.take_fault(model)
                 call.fault = fault.kind if fault else None
                 if fault and fault.kind in responses.ERRORS:
-                    raise BedrockError(*responses.ERRORS[fault.kind])
+                    raise responses.fault_error(fault.kind, model)
                 return await respond(reply, call, fault, state)
             except BedrockError as exc:
                 call.end("failed")
@@ -63,59 +70,70 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
         )
     ]
     routes += _control_routes(state)
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(_RequestId)])
     app.state.emulator = state
     return app
+
+
+_REQUEST_ID = "emulator.request_id"
+
+
+class _RequestId:
+    """Every response carries an ``x-amzn-RequestId`` (a UUID), as Bedrock's do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope[_REQUEST_ID] = str(uuid.uuid4())
+        header = (b"x-amzn-requestid", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 # -- request parsing --------------------------------------------------------------------------
 
 
 def _parse_converse(model: str, body: dict[str, Any], state: EmulatorState) -> Reply:
-    messages = body.get("messages") or []
-    if not messages:
-        raise BedrockError(400, "ValidationException", "messages: at least one message required")
-    turns = [Turn(m["role"], _text_blocks(m.get("content", []))) for m in messages]
-    system = [block["text"] for block in body.get("system", []) if "text" in block]
-    config = body.get("inferenceConfig", {})
-    return plan(
-        model,
-        system,
-        turns,
-        max_tokens=config.get("maxTokens"),
-        stop=config.get("stopSequences", []),
-        reply_tokens=state.pace.reply_tokens,
-    )
+    validation.check_converse(model, body)
+    config = body.get("inferenceConfig") or {}
+    reply = _plan(model, read_converse(model, body), config.get("maxTokens"), state, config)
+    paths = tuple(body.get("additionalModelResponseFieldPaths") or ())
+    return dataclasses.replace(reply, response_field_paths=paths)
 
 
 def _parse_anthropic(model: str, body: dict[str, Any], state: EmulatorState) -> Reply:
-    if "messages" not in body:
-        raise BedrockError(
-            400,
-            "ValidationException",
-            "The emulator's InvokeModel speaks the Anthropic Messages body (anthropic.* models)",
-        )
-    turns = [Turn(m["role"], _anthropic_text(m["content"])) for m in body["messages"]]
-    system = body.get("system")
-    system_texts = [_anthropic_text(system)] if system else []
+    validation.check_anthropic(model, body)
+    stop = {"stopSequences": body.get("stop_sequences") or []}
+    return _plan(model, read_anthropic(model, body), body.get("max_tokens"), state, stop)
+
+
+def _plan(
+    model: str, content: Content, max_tokens: int | None, state: EmulatorState, config: Any
+) -> Reply:
+    cache = None
+    if content.cache_key is not None:
+        cache = Cache(content.cache_tokens, hit=state.cache_prompt(content.cache_key))
     return plan(
         model,
-        system_texts,
-        turns,
-        max_tokens=body.get("max_tokens"),
-        stop=body.get("stop_sequences", []),
+        content.system,
+        content.turns,
+        max_tokens=max_tokens,
+        stop=config.get("stopSequences") or [],
         reply_tokens=state.pace.reply_tokens,
+        tools=[name for name, _ in content.tools],
+        tool=content.tool_call(),
+        input_tokens=content.input_tokens,
+        cache=cache,
     )
-
-
-def _text_blocks(blocks: list[dict[str, Any]]) -> str:
-    return "".join(block.get("text", "") for block in blocks)
-
-
-def _anthropic_text(content: str | list[dict[str, Any]]) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block.get("text", "") for block in content if block.get("type") == "text")
 
 
 # -- control ----------------------------------------------------------------------------------

@@ -43,13 +43,16 @@ def event(event_type: str, payload: dict[str, Any]) -> bytes:
     )
 
 
-def exception(exception_type: str, message: str) -> bytes:
-    """An in-stream ``exception`` message, e.g. ``modelStreamErrorException``."""
+def exception(exception_type: str, message: str, **fields: Any) -> bytes:
+    """An in-stream ``exception`` message, e.g. ``modelStreamErrorException``.
+
+    ``fields``: members beside ``message`` (``originalStatusCode``, ``originalMessage``).
+    """
     return encode_message(
         {
             ":exception-type": exception_type,
             ":content-type": "application/json",
             ":message-type": "exception",
         },
-        json.dumps({"message": message}).encode(),
+        json.dumps({"message": message, **fields}).encode(),
     )

@@ -4,8 +4,10 @@ Prompt engineers see their rendered prompt come back, word by word; tests get a 
 length, stop reason and token counts follow from the request alone.
 """
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 _TOKEN = re.compile(r"\s*\S+")
 
@@ -17,11 +19,44 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """The tool a reply calls, after its text."""
+
+    name: str
+    input: dict[str, Any]
+
+    @property
+    def json(self) -> str:
+        return json.dumps(self.input)
+
+    @property
+    def tokens(self) -> int:
+        return max(1, count_tokens(self.json))
+
+    def json_parts(self) -> list[str]:
+        """The input JSON in the pieces a stream sends it in (two, or one when short)."""
+        half = len(self.json) // 2
+        return [self.json[:half], self.json[half:]] if half else [self.json]
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A request's cache point: the tokens before it, and whether a request before had them."""
+
+    tokens: int
+    hit: bool
+
+
+@dataclass(frozen=True)
 class Reply:
     tokens: list[str]
-    stop_reason: str  # end_turn | max_tokens | stop_sequence
+    stop_reason: str  # end_turn | max_tokens | stop_sequence | tool_use
     stop_sequence: str | None
-    input_tokens: int
+    input_tokens: int  # not counting those read from or written to the cache
+    tool: ToolCall | None = None
+    cache: Cache | None = None
+    response_field_paths: tuple[str, ...] = ()
+    """Converse's additionalModelResponseFieldPaths: JSON pointers into the model's own reply."""
 
     @property
     def text(self) -> str:
@@ -29,7 +64,15 @@ class Reply:
 
     @property
     def output_tokens(self) -> int:
-        return len(self.tokens)
+        return len(self.tokens) + (self.tool.tokens if self.tool else 0)
+
+    @property
+    def cache_read(self) -> int:
+        return self.cache.tokens if self.cache and self.cache.hit else 0
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache.tokens if self.cache and not self.cache.hit else 0
 
 
 def count_tokens(text: str) -> int:
@@ -41,9 +84,12 @@ def _spaced(token: str, index: int) -> str:
     return token if index == 0 or token[:1].isspace() else " " + token
 
 
-def transcript(model_id: str, system: list[str], turns: list[Turn]) -> str:
+def transcript(
+    model_id: str, system: list[str], turns: list[Turn], tools: list[str] | None = None
+) -> str:
     lines = [f"[emulator] {model_id} received:"]
     lines += [f"system: {text}" for text in system]
+    lines += [f"tools: {', '.join(tools)}"] if tools else []
     lines += [f"{turn.role}: {turn.text}" for turn in turns]
     return "\n".join(lines)
 
@@ -56,9 +102,15 @@ def plan(
     max_tokens: int | None,
     stop: list[str],
     reply_tokens: int | None = None,
+    tools: list[str] | None = None,
+    tool: ToolCall | None = None,
+    input_tokens: int | None = None,
+    cache: Cache | None = None,
 ) -> Reply:
-    """The reply to one request. ``reply_tokens`` repeats the transcript to that many tokens."""
-    text = transcript(model_id, system, turns)
+    """The reply to one request. ``reply_tokens`` repeats the transcript to that many tokens;
+    ``tool`` is called after the text, unless a stop sequence or ``max_tokens`` ends it first;
+    ``input_tokens`` (default: the words received) includes ``cache.tokens``."""
+    text = transcript(model_id, system, turns, tools)
     tokens = _TOKEN.findall(text)
     if reply_tokens is not None:
         tokens = [_spaced(tokens[i % len(tokens)], i) for i in range(reply_tokens)]
@@ -70,5 +122,12 @@ def plan(
         tokens, stop_reason = _TOKEN.findall(text), "stop_sequence"
     if max_tokens is not None and len(tokens) > max_tokens:
         tokens, stop_reason, stop_sequence = tokens[:max_tokens], "max_tokens", None
-    input_tokens = sum(count_tokens(t) for t in system) + sum(count_tokens(t.text) for t in turns)
-    return Reply(tokens, stop_reason, stop_sequence, input_tokens)
+    if input_tokens is None:
+        input_tokens = sum(count_tokens(t) for t in system)
+        input_tokens += sum(count_tokens(t.text) for t in turns)
+    if tool is not None and stop_reason == "end_turn":
+        stop_reason = "tool_use"
+    else:
+        tool = None
+    uncached = input_tokens - (cache.tokens if cache else 0)
+    return Reply(tokens, stop_reason, stop_sequence, uncached, tool, cache)

@@ -19,7 +19,13 @@ from service.emulator.state import STREAM_FAULTS, Call, EmulatorState, Fault, Pa
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 
-# Fault kind → (HTTP status, Bedrock error code, message), as Bedrock answers them.
+_INTERNAL = "The system encountered an unexpected error during processing. Try your request again."
+_UNAVAILABLE = "Bedrock is unable to process your request."
+_TIMEOUT = "Model has timed out in processing."
+_MODEL_FAILED = "The model failed to respond (emulated)."
+
+# Fault kind → (HTTP status, Bedrock error code, message): the errors before the stream, as
+# Bedrock answers them.
 ERRORS: dict[str, tuple[int, str, str]] = {
     "throttle": (429, "ThrottlingException", "Too many requests, please wait before trying again."),
     "access_denied": (
@@ -28,30 +34,75 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "You don't have access to the model with the specified model ID.",
     ),
     "unknown_model": (400, "ValidationException", "The provided model identifier is invalid."),
+    "not_found": (
+        404,
+        "ResourceNotFoundException",
+        "This model version has reached the end of its life. Please refer to the AWS "
+        "documentation for more details.",
+    ),
+    "quota_exceeded": (
+        400,
+        "ServiceQuotaExceededException",
+        "Your request exceeds the service quota for your account. You can view your quotas at "
+        "Viewing service quotas. You can resubmit your request later.",
+    ),
+    "model_error": (424, "ModelErrorException", "The model failed to process the request."),
+    "internal": (500, "InternalServerException", _INTERNAL),
     "not_ready": (429, "ModelNotReadyException", "Model is not ready for inference."),
-    "unavailable": (503, "ServiceUnavailableException", "Service is unavailable."),
-    "model_timeout": (408, "ModelTimeoutException", "Model has timed out in processing."),
+    "unavailable": (503, "ServiceUnavailableException", _UNAVAILABLE),
+    "model_timeout": (408, "ModelTimeoutException", _TIMEOUT),
 }
-# In-stream fault kind → (exception event type, message); for non-streaming calls, an HTTP error.
-_STREAM_ERRORS = {
-    "stream_error": ("modelStreamErrorException", "The model stream failed (emulated)."),
-    "stream_throttle": ("throttlingException", "Too many tokens, please wait (emulated)."),
+# In-stream fault kind → (exception event type, message, other members).
+_STREAM_ERRORS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "stream_error": (
+        "modelStreamErrorException",
+        "The model stream failed (emulated).",
+        {"originalStatusCode": 500, "originalMessage": _MODEL_FAILED},
+    ),
+    "stream_throttle": ("throttlingException", "Too many tokens, please wait (emulated).", {}),
+    "stream_internal": ("internalServerException", _INTERNAL, {}),
+    "stream_validation": ("validationException", "Input is too long for requested model.", {}),
+    "stream_unavailable": ("serviceUnavailableException", _UNAVAILABLE, {}),
+    "stream_model_timeout": ("modelTimeoutException", _TIMEOUT, {}),
 }
+# ConverseStream has no modelTimeoutException event (InvokeModelWithResponseStream has): there
+# the model's timeout is a modelStreamErrorException that carries its status.
+_CONVERSE_STREAM_TIMEOUT = (
+    "modelStreamErrorException",
+    "The model stream failed (emulated).",
+    {"originalStatusCode": 408, "originalMessage": _TIMEOUT},
+)
+# In-stream fault kind → the HTTP error a non-streaming call (Converse, InvokeModel) gets.
 _STREAM_ERRORS_HTTP = {
-    "stream_error": (424, "ModelErrorException", "The model failed (emulated)."),
-    "stream_corrupt": (500, "InternalServerException", "The model failed (emulated)."),
+    "stream_error": (424, "ModelErrorException", _MODEL_FAILED),
+    "stream_corrupt": (500, "InternalServerException", _INTERNAL),
     "stream_throttle": (429, "ThrottlingException", "Too many tokens, please wait (emulated)."),
+    "stream_internal": (500, "InternalServerException", _INTERNAL),
+    "stream_validation": (400, "ValidationException", "Input is too long for requested model."),
+    "stream_unavailable": (503, "ServiceUnavailableException", _UNAVAILABLE),
+    "stream_model_timeout": (408, "ModelTimeoutException", _TIMEOUT),
 }
+
+
+def fault_error(kind: str, model: str) -> "BedrockError":
+    """The HTTP error of a fault: one before the stream, or a stream fault's for a whole reply."""
+    status, code, message = ERRORS.get(kind) or _STREAM_ERRORS_HTTP[kind]
+    fields: dict[str, Any] = {}
+    if code == "ModelErrorException":
+        fields = {"originalStatusCode": 500, "resourceName": model}
+    return BedrockError(status, code, message, **fields)
 
 
 class BedrockError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """An error response: ``fields`` are members beside ``message`` (``originalStatusCode``)."""
+
+    def __init__(self, status: int, code: str, message: str, **fields: Any) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.fields = status, code, message, fields
 
     def response(self) -> Response:
         return JSONResponse(
-            {"message": self.message},
+            {"message": self.message, **self.fields},
             status_code=self.status,
             headers={"x-amzn-ErrorType": f"{self.code}:http://internal.amazon.com/coral/"},
         )
@@ -68,11 +119,75 @@ def _stream_fault(fault: Fault | None) -> Fault | None:
 
 
 def _usage(reply: Reply) -> dict[str, int]:
+    usage = {"inputTokens": reply.input_tokens, "outputTokens": reply.output_tokens}
+    cached = reply.cache_read + reply.cache_write
+    usage["totalTokens"] = reply.input_tokens + reply.output_tokens + cached
+    if reply.cache is not None:
+        usage |= {
+            "cacheReadInputTokens": reply.cache_read,
+            "cacheWriteInputTokens": reply.cache_write,
+        }
+    return usage
+
+
+def _anthropic_usage(reply: Reply, output_tokens: int) -> dict[str, int]:
+    usage = {"input_tokens": reply.input_tokens, "output_tokens": output_tokens}
+    if reply.cache is not None:
+        usage |= {
+            "cache_creation_input_tokens": reply.cache_write,
+            "cache_read_input_tokens": reply.cache_read,
+        }
+    return usage
+
+
+def _anthropic_message(reply: Reply, call: Call) -> dict[str, Any]:
+    """The model's own reply (the Anthropic Messages body), as InvokeModel returns it."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
+    if reply.tool is not None:
+        content.append(
+            {
+                "type": "tool_use",
+                "id": _tool_use_id(call, "toolu_bdrk_emulator"),
+                "name": reply.tool.name,
+                "input": reply.tool.input,
+            }
+        )
     return {
-        "inputTokens": reply.input_tokens,
-        "outputTokens": reply.output_tokens,
-        "totalTokens": reply.input_tokens + reply.output_tokens,
+        "id": f"msg_emulator_{call.id}",
+        "type": "message",
+        "role": "assistant",
+        "model": call.model,
+        "content": content,
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": reply.stop_sequence,
+        "usage": _anthropic_usage(reply, reply.output_tokens),
     }
+
+
+def _tool_use_id(call: Call, prefix: str = "tooluse_emulator") -> str:
+    return f"{prefix}{call.id:06d}"
+
+
+def _response_fields(reply: Reply, call: Call) -> dict[str, Any]:
+    """Converse's ``additionalModelResponseFields``: what each requested JSON pointer finds in
+    the model's own reply (paths that find nothing are left out)."""
+    found: dict[str, Any] = {}
+    native = _anthropic_message(reply, call)
+    for path in reply.response_field_paths:
+        keys = [key.replace("~1", "/").replace("~0", "~") for key in path.split("/")[1:]]
+        value: Any = native
+        for key in keys:
+            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING or not keys:
+            continue
+        into = found
+        for key in keys[:-1]:
+            into = into.setdefault(key, {})
+        into[keys[-1]] = value
+    return found
+
+
+_MISSING = object()
 
 
 async def _whole_reply(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> None:
@@ -82,7 +197,7 @@ async def _whole_reply(reply: Reply, call: Call, fault: Fault | None, state: Emu
         if stream_fault.kind == "stall":
             await asyncio.sleep(stream_fault.delay_ms / 1000)
         else:
-            raise BedrockError(*_STREAM_ERRORS_HTTP[stream_fault.kind])
+            raise fault_error(stream_fault.kind, call.model)
     call.tokens_sent = reply.output_tokens
     call.end("completed")
 
@@ -90,34 +205,33 @@ async def _whole_reply(reply: Reply, call: Call, fault: Fault | None, state: Emu
 async def converse(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
     started = time.monotonic()
     await _whole_reply(reply, call, fault, state)
-    return JSONResponse(
-        {
-            "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
-            "stopReason": reply.stop_reason,
-            "usage": _usage(reply),
-            "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-        }
-    )
+    content: list[dict[str, Any]] = [{"text": reply.text}]
+    if reply.tool is not None:
+        tool_use = {"toolUseId": _tool_use_id(call), "name": reply.tool.name}
+        content.append({"toolUse": tool_use | {"input": reply.tool.input}})
+    body: dict[str, Any] = {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": reply.stop_reason,
+        "usage": _usage(reply),
+        "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+    }
+    if reply.response_field_paths:
+        body["additionalModelResponseFields"] = _response_fields(reply, call)
+    return JSONResponse(body)
 
 
 async def invoke(reply: Reply, call: Call, fault: Fault | None, state: EmulatorState) -> Response:
+    started = time.monotonic()
     await _whole_reply(reply, call, fault, state)
-    return JSONResponse(
-        {
-            "id": f"msg_emulator_{call.id}",
-            "type": "message",
-            "role": "assistant",
-            "model": call.model,
-            "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": reply.stop_reason,
-            "stop_sequence": reply.stop_sequence,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-        },
-        headers={
-            "X-Amzn-Bedrock-Input-Token-Count": str(reply.input_tokens),
-            "X-Amzn-Bedrock-Output-Token-Count": str(reply.output_tokens),
-        },
-    )
+    headers = {
+        "X-Amzn-Bedrock-Invocation-Latency": str(int((time.monotonic() - started) * 1000)),
+        "X-Amzn-Bedrock-Input-Token-Count": str(reply.input_tokens),
+        "X-Amzn-Bedrock-Output-Token-Count": str(reply.output_tokens),
+    }
+    if reply.cache is not None:
+        headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cache_read)
+        headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(reply.cache_write)
+    return JSONResponse(_anthropic_message(reply, call), headers=headers)
 
 
 async def converse_stream(
@@ -133,19 +247,31 @@ async def converse_stream(
         ]
 
     def closing(started: float) -> list[bytes]:
+        events = [eventstream.event("contentBlockStop", {"contentBlockIndex": 0})]
+        if reply.tool is not None:
+            start = {"toolUse": {"toolUseId": _tool_use_id(call), "name": reply.tool.name}}
+            events.append(
+                eventstream.event("contentBlockStart", {"contentBlockIndex": 1, "start": start})
+            )
+            events += [
+                eventstream.event(
+                    "contentBlockDelta",
+                    {"contentBlockIndex": 1, "delta": {"toolUse": {"input": part}}},
+                )
+                for part in reply.tool.json_parts()
+            ]
+            events.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 1}))
+        stop: dict[str, Any] = {"stopReason": reply.stop_reason}
+        if reply.response_field_paths:
+            stop["additionalModelResponseFields"] = _response_fields(reply, call)
+        metrics = {"latencyMs": int((time.monotonic() - started) * 1000)}
         return [
-            eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
-            eventstream.event("messageStop", {"stopReason": reply.stop_reason}),
-            eventstream.event(
-                "metadata",
-                {
-                    "usage": _usage(reply),
-                    "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-                },
-            ),
+            *events,
+            eventstream.event("messageStop", stop),
+            eventstream.event("metadata", {"usage": _usage(reply), "metrics": metrics}),
         ]
 
-    return _event_stream(reply, call, fault, state, frames, closing, {})
+    return _event_stream(reply, call, fault, state, frames, closing, {}, converse=True)
 
 
 async def invoke_stream(
@@ -159,15 +285,11 @@ async def invoke_stream(
         if token is not None:
             delta = {"type": "text_delta", "text": token}
             return [chunk({"type": "content_block_delta", "index": 0, "delta": delta})]
-        message: dict[str, Any] = {
-            "id": f"msg_emulator_{call.id}",
-            "type": "message",
-            "role": "assistant",
-            "model": call.model,
+        message = _anthropic_message(reply, call) | {
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+            "usage": _anthropic_usage(reply, 1),
         }
         return [
             chunk({"type": "message_start", "message": message}),
@@ -182,8 +304,30 @@ async def invoke_stream(
 
     def closing(started: float) -> list[bytes]:
         latency = int((time.monotonic() - started) * 1000)
+        events = [chunk({"type": "content_block_stop", "index": 0})]
+        if reply.tool is not None:
+            block = {
+                "type": "tool_use",
+                "id": _tool_use_id(call, "toolu_bdrk_emulator"),
+                "name": reply.tool.name,
+                "input": {},
+            }
+            events.append(
+                chunk({"type": "content_block_start", "index": 1, "content_block": block})
+            )
+            events += [
+                chunk(
+                    {
+                        "type": "content_block_delta",
+                        "index": 1,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    }
+                )
+                for part in reply.tool.json_parts()
+            ]
+            events.append(chunk({"type": "content_block_stop", "index": 1}))
         return [
-            chunk({"type": "content_block_stop", "index": 0}),
+            *events,
             chunk(
                 {
                     "type": "message_delta",
@@ -219,6 +363,7 @@ def _event_stream(
     frames: Callable[[str | None], list[bytes]],
     closing: Callable[[float], list[bytes]],
     headers: dict[str, str],
+    converse: bool = False,
 ) -> Response:
     """Stream ``frames(None)`` (the opening), one ``frames(token)`` per token, then ``closing``."""
     pace = state.pace
@@ -237,7 +382,7 @@ def _event_stream(
                         await asyncio.sleep(stream_fault.delay_ms / 1000)
                     else:
                         call.end("failed")
-                        yield _failure_frame(stream_fault, frames(token)[0])
+                        yield _failure_frame(stream_fault, frames(token)[0], converse)
                         return
                 if index:
                     # Even at full speed: after a disconnect, send() returns at once, and only a
@@ -250,6 +395,7 @@ def _event_stream(
                     yield frame
             for frame in closing(started):
                 yield frame
+            call.tokens_sent = reply.output_tokens  # and the tool call's, if any
             call.end("completed")
         finally:
             if call.status == "running":
@@ -258,8 +404,11 @@ def _event_stream(
     return StreamingResponse(body(), media_type=EVENTSTREAM, headers=headers)
 
 
-def _failure_frame(fault: Fault, next_frame: bytes) -> bytes:
+def _failure_frame(fault: Fault, next_frame: bytes, converse: bool) -> bytes:
     """What a failing stream sends instead of its next frame."""
     if fault.kind == "stream_corrupt":
         return next_frame[:-1] + bytes([next_frame[-1] ^ 0xFF])  # breaks the message CRC
-    return eventstream.exception(*_STREAM_ERRORS[fault.kind])
+    exception_type, message, fields = _STREAM_ERRORS[fault.kind]
+    if converse and fault.kind == "stream_model_timeout":
+        exception_type, message, fields = _CONVERSE_STREAM_TIMEOUT
+    return eventstream.exception(exception_type, message, **fields)

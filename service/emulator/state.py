@@ -7,24 +7,45 @@ endpoints (``/_emulator/...``) or directly by in-process tests.
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 FaultKind = Literal[
-    "throttle",  # 429 ThrottlingException before the stream
+    # Errors before the stream (any operation), as Bedrock sends them:
+    "throttle",  # 429 ThrottlingException
     "access_denied",  # 403 AccessDeniedException (model not enabled, no permission)
     "unknown_model",  # 400 ValidationException: invalid model identifier
+    "not_found",  # 404 ResourceNotFoundException (e.g. a model past its end of life)
+    "quota_exceeded",  # 400 ServiceQuotaExceededException
+    "model_error",  # 424 ModelErrorException (originalStatusCode, resourceName)
+    "internal",  # 500 InternalServerException
     "not_ready",  # 429 ModelNotReadyException
     "unavailable",  # 503 ServiceUnavailableException
     "model_timeout",  # 408 ModelTimeoutException
     "slow_first_token",  # wait delay_ms before the first event
-    "stream_error",  # modelStreamErrorException after after_chunks tokens
-    "stream_throttle",  # throttlingException after after_chunks tokens
-    "stream_corrupt",  # a frame with a bad checksum after after_chunks tokens
-    "stall",  # pause delay_ms after after_chunks tokens, then go on
+    # Failures inside the stream, after after_chunks tokens (for Converse and InvokeModel, the
+    # matching HTTP error instead):
+    "stream_error",  # modelStreamErrorException (originalStatusCode, originalMessage)
+    "stream_throttle",  # throttlingException
+    "stream_internal",  # internalServerException
+    "stream_validation",  # validationException
+    "stream_unavailable",  # serviceUnavailableException
+    "stream_model_timeout",  # modelTimeoutException (ConverseStream: modelStreamErrorException)
+    "stream_corrupt",  # a frame with a bad checksum
+    "stall",  # pause delay_ms, then go on
 ]
-STREAM_FAULTS = ("stream_error", "stream_throttle", "stream_corrupt", "stall")
+STREAM_FAULTS = (
+    "stream_error",
+    "stream_throttle",
+    "stream_internal",
+    "stream_validation",
+    "stream_unavailable",
+    "stream_model_timeout",
+    "stream_corrupt",
+    "stall",
+)
+STALL_MS = 10_000  # `--fault stall:N` without :MS
 
 
 class Pace(BaseModel):
@@ -52,14 +73,29 @@ class Fault(BaseModel):
 
     @classmethod
     def parse_cli(cls, text: str) -> "Fault":
-        """``KIND[:N]`` from the command line, N being after_chunks or delay_ms; persistent."""
-        kind, _, number = text.partition(":")
-        value = int(number) if number else 0
-        key = "delay_ms" if kind == "slow_first_token" else "after_chunks"
-        fields = {"kind": kind, key: value, "times": 0}
-        if kind == "stall":
-            fields["delay_ms"] = 10_000
-        return cls.model_validate(fields)
+        """A persistent fault from the command line: ``KIND``, ``slow_first_token:MS``,
+        ``STREAM_KIND:N`` (after N tokens) or ``stall:N[:MS]`` (MS default 10000)."""
+        kind, *numbers = text.split(":")
+        if kind not in get_args(FaultKind):
+            raise ValueError(f"{text}: unknown fault kind; one of {', '.join(get_args(FaultKind))}")
+        try:
+            values = [int(number) for number in numbers]
+        except ValueError:
+            raise ValueError(f"{text}: expected whole numbers after the kind") from None
+        if kind == "slow_first_token":
+            keys, form = ["delay_ms"], f"{kind}[:MS]"
+        elif kind == "stall":
+            keys, form = ["after_chunks", "delay_ms"], f"{kind}[:N[:MS]]"
+            values += [0, STALL_MS][len(values) :]
+        elif kind in STREAM_FAULTS:
+            keys, form = ["after_chunks"], f"{kind}[:N]"
+        else:
+            keys, form = [], kind
+        if len(values) > len(keys):
+            raise ValueError(f"{text}: expected {form}")
+        return cls.model_validate(
+            {"kind": kind, **dict(zip(keys, values, strict=False)), "times": 0}
+        )
 
 
 @dataclass
@@ -73,6 +109,8 @@ class Call:
     tokens_sent: int = 0
     status: str = "running"  # running | completed | failed | disconnected
     fault: str | None = None
+    http_version: str = "1.1"  # "2" for HTTP/2 (the AWS SDK for JavaScript)
+    request_id: str = ""  # the x-amzn-RequestId it was answered with
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None  # when the first token was sent (streams), monotonic
     ended: float | None = None
@@ -86,6 +124,8 @@ class EmulatorState:
     pace: Pace = field(default_factory=Pace)
     faults: list[Fault] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    prompt_cache: set[str] = field(default_factory=set)
+    """The prompt prefixes cached so far (digests of what precedes a cache point)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -111,6 +151,13 @@ class EmulatorState:
                 return fault
             return None
 
+    def cache_prompt(self, key: str) -> bool:
+        """Cache a prompt prefix; whether it was cached already (a read, not a write)."""
+        with self._lock:
+            hit = key in self.prompt_cache
+            self.prompt_cache.add(key)
+            return hit
+
     def add_faults(self, faults: list[Fault]) -> None:
         with self._lock:
             self.faults.extend(faults)
@@ -120,6 +167,7 @@ class EmulatorState:
             self.pace, faults = self._initial[0].model_copy(), self._initial[1]
             self.faults[:] = faults
             self.calls.clear()
+            self.prompt_cache.clear()
 
     def peak_concurrency(self) -> int:
         """The most calls that were running at the same moment."""

@@ -1,0 +1,293 @@
+"""A request's content as the emulator reads it: every kind of block, described and counted.
+
+Text is echoed as it is. Other blocks are echoed as a short description (``[image png
+64×64]``, ``[toolResult: 21 °C]``) and counted in usage as Bedrock would roughly count them: an
+image ``width × height / 750`` tokens (Anthropic's rule; PNG, GIF and JPEG sizes are read from
+the bytes), a document the words of its text (binary formats: a token per 100 bytes), tool
+definitions the words of their JSON. Cache points (``cachePoint``, ``cache_control``) mark the
+prefix that is written to, then read from, the emulator's prompt cache. With tools, the reply
+calls one (see :meth:`Content.tool_call`).
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.emulator.replies import ToolCall, Turn, count_tokens
+
+_TEXT_DOCUMENTS = ("txt", "md", "csv", "html", "htm", "text/plain", "text/markdown", "text/csv")
+
+
+@dataclass
+class Content:
+    system: list[str] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    extra_tokens: int = 0
+    """Input tokens beyond the echoed words: images, documents, tool definitions."""
+    tools: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(name, input JSON schema) of each tool offered."""
+    tool_choice: str = "auto"  # auto | any | tool | none
+    tool_name: str | None = None
+    answered_tool: bool = False
+    """The last turn is the user's, with tool results: the model answers them."""
+    last_user_text: str = ""
+    cache_key: str | None = None
+    """What precedes the last cache point (a digest); None: the request has none."""
+    cache_tokens: int = 0
+
+    @property
+    def input_tokens(self) -> int:
+        words = sum(count_tokens(text) for text in self.system)
+        return words + sum(count_tokens(turn.text) for turn in self.turns) + self.extra_tokens
+
+    def tool_call(self) -> ToolCall | None:
+        """The tool the reply calls: the one ``tool`` names; else the first, with ``any``, or
+        with ``auto`` unless the last turn brings tool results (the model answers them)."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        if self.tool_choice == "auto" and self.answered_tool:
+            return None
+        named = [tool for tool in self.tools if tool[0] == self.tool_name]
+        name, schema = named[0] if self.tool_choice == "tool" and named else self.tools[0]
+        value = _example(schema, self.last_user_text or "emulator")
+        return ToolCall(name, value if isinstance(value, dict) else {})
+
+
+class _Reader:
+    """Walks the blocks in prompt order, keeping count for the cache point."""
+
+    def __init__(self, content: Content) -> None:
+        self.content = content
+        self.seen: list[Any] = []
+        self.tokens = 0
+
+    def add(self, block: Any, text: str, extra: int = 0) -> str:
+        self.seen.append(block)
+        self.tokens += count_tokens(text) + extra
+        self.content.extra_tokens += extra
+        return text
+
+    def cache_point(self) -> None:
+        digest = hashlib.sha256(json.dumps(self.seen, sort_keys=True, default=str).encode())
+        self.content.cache_key = digest.hexdigest()
+        self.content.cache_tokens = self.tokens
+
+
+# -- Converse -----------------------------------------------------------------------------------
+
+
+def read_converse(model: str, body: dict[str, Any]) -> Content:
+    content = Content()
+    reader = _Reader(content)
+    reader.seen.append(model)
+    config = body.get("toolConfig") or {}
+    for tool in config.get("tools") or []:
+        if "cachePoint" in tool:
+            reader.cache_point()
+        elif spec := tool.get("toolSpec"):
+            content.tools.append((spec["name"], (spec.get("inputSchema") or {}).get("json", {})))
+            reader.add(tool, "", count_tokens(json.dumps(spec)))
+    choice = config.get("toolChoice") or {"auto": {}}
+    content.tool_choice = next(iter(choice), "auto")
+    content.tool_name = (choice.get("tool") or {}).get("name")
+    for block in body.get("system") or []:
+        if "cachePoint" in block:
+            reader.cache_point()
+        elif "text" in block:
+            content.system.append(reader.add(block, block["text"]))
+    for message in body["messages"]:
+        parts = []
+        for block in message.get("content") or []:
+            if "cachePoint" in block:
+                reader.cache_point()
+            else:
+                parts.append(_converse_block(reader, block))
+        content.turns.append(Turn(message["role"], "".join(parts).strip()))
+    last = body["messages"][-1]
+    content.answered_tool = last["role"] == "user" and any(
+        "toolResult" in block for block in last.get("content") or []
+    )
+    content.last_user_text = _last_user_text(
+        [
+            (m["role"], "".join(b.get("text", "") for b in m.get("content") or []))
+            for m in body["messages"]
+        ]
+    )
+    return content
+
+
+def _converse_block(reader: _Reader, block: dict[str, Any]) -> str:
+    if "text" in block:
+        return reader.add(block, block["text"])
+    if image := block.get("image"):
+        raw = _b64((image.get("source") or {}).get("bytes"))
+        description, tokens = _image(image.get("format", "?"), raw)
+        return reader.add(block, f" {description} ", tokens)
+    if document := block.get("document"):
+        raw = _b64((document.get("source") or {}).get("bytes"))
+        kind = document.get("format", "?")
+        name = document.get("name", "document")
+        return reader.add(block, f" [document {name} ({kind}), {len(raw)} bytes] ", _doc(kind, raw))
+    if tool_use := block.get("toolUse"):
+        text = f" [toolUse {tool_use.get('name')} {json.dumps(tool_use.get('input'))}] "
+        return reader.add(block, text)
+    if result := block.get("toolResult"):
+        parts = [
+            part["text"] if "text" in part else json.dumps(part.get("json", part))
+            for part in result.get("content") or []
+        ]
+        status = "" if result.get("status", "success") == "success" else f" {result['status']}"
+        return reader.add(block, f" [toolResult{status}: {' '.join(parts)}] ")
+    kind = next(iter(block), "block")
+    return reader.add(block, f" [{kind}] ")
+
+
+# -- InvokeModel, Anthropic Messages body -----------------------------------------------------
+
+
+def read_anthropic(model: str, body: dict[str, Any]) -> Content:
+    content = Content()
+    reader = _Reader(content)
+    reader.seen.append(model)
+    for tool in body.get("tools") or []:
+        content.tools.append((tool.get("name", "tool"), tool.get("input_schema") or {}))
+        reader.add(tool, "", count_tokens(json.dumps(tool)))
+        if "cache_control" in tool:
+            reader.cache_point()
+    choice = body.get("tool_choice") or {"type": "auto"}
+    content.tool_choice, content.tool_name = choice.get("type", "auto"), choice.get("name")
+    system = body.get("system")
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system or []
+    texts = [_anthropic_block(reader, block) for block in blocks]
+    if texts:
+        content.system.append("".join(texts).strip())
+    for message in body["messages"]:
+        blocks = _anthropic_blocks(message.get("content"))
+        text = "".join(_anthropic_block(reader, block) for block in blocks)
+        content.turns.append(Turn(message["role"], text.strip()))
+    last = body["messages"][-1]
+    content.answered_tool = last["role"] == "user" and any(
+        block.get("type") == "tool_result" for block in _anthropic_blocks(last.get("content"))
+    )
+    content.last_user_text = _last_user_text(
+        [
+            (m["role"], "".join(b.get("text", "") for b in _anthropic_blocks(m.get("content"))))
+            for m in body["messages"]
+        ]
+    )
+    return content
+
+
+def _anthropic_blocks(content: Any) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+
+
+def _anthropic_block(reader: _Reader, block: dict[str, Any]) -> str:
+    kind = block.get("type")
+    source = block.get("source") or {}
+    if kind == "text":
+        text = reader.add(block, block.get("text", ""))
+    elif kind == "image":
+        media = str(source.get("media_type", "image/?")).removeprefix("image/")
+        description, tokens = _image(media, _b64(source.get("data")))
+        text = reader.add(block, f" {description} ", tokens)
+    elif kind == "document":
+        raw = _b64(source.get("data")) if source.get("type") == "base64" else b""
+        if source.get("type") == "text":
+            raw = str(source.get("data", "")).encode()
+        media = str(source.get("media_type", "?"))
+        text = reader.add(block, f" [document ({media}), {len(raw)} bytes] ", _doc(media, raw))
+    elif kind == "tool_use":
+        text = reader.add(
+            block, f" [toolUse {block.get('name')} {json.dumps(block.get('input'))}] "
+        )
+    elif kind == "tool_result":
+        parts = _anthropic_blocks(block.get("content"))
+        result = " ".join(part.get("text", json.dumps(part)) for part in parts)
+        status = " error" if block.get("is_error") else ""
+        text = reader.add(block, f" [toolResult{status}: {result}] ")
+    else:
+        text = reader.add(block, f" [{kind}] ")
+    if "cache_control" in block:
+        reader.cache_point()
+    return text
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _b64(data: Any) -> bytes:
+    if not isinstance(data, str):
+        return b""
+    try:
+        return base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _image(kind: str, raw: bytes) -> tuple[str, int]:
+    size = _image_size(raw)
+    if size is None:
+        return f"[image {kind}, {len(raw)} bytes]", max(1, math.ceil(len(raw) / 750))
+    width, height = size
+    return f"[image {kind} {width}×{height}]", max(1, math.ceil(width * height / 750))
+
+
+def _image_size(raw: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG, GIF or JPEG header."""
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
+        width, height = struct.unpack(">II", raw[16:24])
+        return int(width), int(height)
+    if raw[:6] in (b"GIF87a", b"GIF89a") and len(raw) >= 10:
+        width, height = struct.unpack("<HH", raw[6:10])
+        return int(width), int(height)
+    if raw[:2] == b"\xff\xd8":
+        at = 2
+        while at + 9 <= len(raw) and raw[at] == 0xFF:
+            marker, length = raw[at + 1], struct.unpack(">H", raw[at + 2 : at + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                height, width = struct.unpack(">HH", raw[at + 5 : at + 9])
+                return int(width), int(height)
+            at += 2 + length
+    return None
+
+
+def _doc(kind: str, raw: bytes) -> int:
+    if kind in _TEXT_DOCUMENTS:
+        return count_tokens(raw.decode("utf-8", "replace"))
+    return math.ceil(len(raw) / 100)
+
+
+def _last_user_text(turns: list[tuple[str, str]]) -> str:
+    return next(
+        (text.strip() for role, text in reversed(turns) if role == "user" and text.strip()), ""
+    )
+
+
+def _example(schema: dict[str, Any], text: str) -> Any:
+    """A value the schema accepts: strings are the user's last words."""
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        names = schema.get("required") or list(properties)
+        return {name: _example(properties.get(name) or {}, text) for name in names}
+    if kind == "array":
+        return [_example(schema.get("items") or {}, text)] * int(schema.get("minItems", 0))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return text
