@@ -117,7 +117,9 @@ function showEmpty(message) {
   markCurrentChain();
 }
 
-async function selectChain(name, { preserve = false } = {}) {
+// Choosing the chain already shown keeps what was typed (a second click, or a click that lands
+// while the first load of the page is still selecting it).
+async function selectChain(name, { preserve = true } = {}) {
   const seq = ++selectSeq;
   let chain;
   try {
