@@ -13,7 +13,8 @@ from service.chains.catalog import Catalog, Chain
 from service.chains.render import render as render_prompt
 from service.protocols import wire
 from service.runs import errors
-from service.runs.stream import ChainRun, RunInfo, Usage, Workers, run_batch
+from service.runs.batch import run_batch
+from service.runs.stream import ChainRun, RunInfo, Usage, Workers
 from service.settings import Settings
 
 log = logging.getLogger("chainserve")
