@@ -19,9 +19,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.emulator import responses, validation
+from service.emulator.bedrock_errors import ERRORS, BedrockError, fault_error
 from service.emulator.content import Content, read_anthropic, read_converse
 from service.emulator.replies import Cache, Reply, plan
-from service.emulator.responses import BedrockError
 from service.emulator.state import Call, EmulatorState, Fault, Pace
 
 
@@ -47,8 +47,8 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
                 call.tokens_planned = reply.output_tokens
                 fault = state.take_fault(model)
                 call.fault = fault.kind if fault else None
-                if fault and fault.kind in responses.ERRORS:
-                    raise responses.fault_error(fault.kind, model)
+                if fault and fault.kind in ERRORS:
+                    raise fault_error(fault.kind, model)
                 return await respond(reply, call, fault, state)
             except BedrockError as exc:
                 call.end("failed")

@@ -14,98 +14,15 @@ from typing import Any
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from service.emulator import eventstream
+from service.emulator.bedrock_errors import (
+    CONVERSE_STREAM_TIMEOUT,
+    STREAM_ERRORS,
+    fault_error,
+)
 from service.emulator.replies import Reply
 from service.emulator.state import STREAM_FAULTS, Call, EmulatorState, Fault, Pace
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
-
-_INTERNAL = "The system encountered an unexpected error during processing. Try your request again."
-_UNAVAILABLE = "Bedrock is unable to process your request."
-_TIMEOUT = "Model has timed out in processing."
-_MODEL_FAILED = "The model failed to respond (emulated)."
-
-# Fault kind → (HTTP status, Bedrock error code, message): the errors before the stream, as
-# Bedrock answers them.
-ERRORS: dict[str, tuple[int, str, str]] = {
-    "throttle": (429, "ThrottlingException", "Too many requests, please wait before trying again."),
-    "access_denied": (
-        403,
-        "AccessDeniedException",
-        "You don't have access to the model with the specified model ID.",
-    ),
-    "unknown_model": (400, "ValidationException", "The provided model identifier is invalid."),
-    "not_found": (
-        404,
-        "ResourceNotFoundException",
-        "This model version has reached the end of its life. Please refer to the AWS "
-        "documentation for more details.",
-    ),
-    "quota_exceeded": (
-        400,
-        "ServiceQuotaExceededException",
-        "Your request exceeds the service quota for your account. You can view your quotas at "
-        "Viewing service quotas. You can resubmit your request later.",
-    ),
-    "model_error": (424, "ModelErrorException", "The model failed to process the request."),
-    "internal": (500, "InternalServerException", _INTERNAL),
-    "not_ready": (429, "ModelNotReadyException", "Model is not ready for inference."),
-    "unavailable": (503, "ServiceUnavailableException", _UNAVAILABLE),
-    "model_timeout": (408, "ModelTimeoutException", _TIMEOUT),
-}
-# In-stream fault kind → (exception event type, message, other members).
-_STREAM_ERRORS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "stream_error": (
-        "modelStreamErrorException",
-        "The model stream failed (emulated).",
-        {"originalStatusCode": 500, "originalMessage": _MODEL_FAILED},
-    ),
-    "stream_throttle": ("throttlingException", "Too many tokens, please wait (emulated).", {}),
-    "stream_internal": ("internalServerException", _INTERNAL, {}),
-    "stream_validation": ("validationException", "Input is too long for requested model.", {}),
-    "stream_unavailable": ("serviceUnavailableException", _UNAVAILABLE, {}),
-    "stream_model_timeout": ("modelTimeoutException", _TIMEOUT, {}),
-}
-# ConverseStream has no modelTimeoutException event (InvokeModelWithResponseStream has): there
-# the model's timeout is a modelStreamErrorException that carries its status.
-_CONVERSE_STREAM_TIMEOUT = (
-    "modelStreamErrorException",
-    "The model stream failed (emulated).",
-    {"originalStatusCode": 408, "originalMessage": _TIMEOUT},
-)
-# In-stream fault kind → the HTTP error a non-streaming call (Converse, InvokeModel) gets.
-_STREAM_ERRORS_HTTP = {
-    "stream_error": (424, "ModelErrorException", _MODEL_FAILED),
-    "stream_corrupt": (500, "InternalServerException", _INTERNAL),
-    "stream_throttle": (429, "ThrottlingException", "Too many tokens, please wait (emulated)."),
-    "stream_internal": (500, "InternalServerException", _INTERNAL),
-    "stream_validation": (400, "ValidationException", "Input is too long for requested model."),
-    "stream_unavailable": (503, "ServiceUnavailableException", _UNAVAILABLE),
-    "stream_model_timeout": (408, "ModelTimeoutException", _TIMEOUT),
-}
-
-
-def fault_error(kind: str, model: str) -> "BedrockError":
-    """The HTTP error of a fault: one before the stream, or a stream fault's for a whole reply."""
-    status, code, message = ERRORS.get(kind) or _STREAM_ERRORS_HTTP[kind]
-    fields: dict[str, Any] = {}
-    if code == "ModelErrorException":
-        fields = {"originalStatusCode": 500, "resourceName": model}
-    return BedrockError(status, code, message, **fields)
-
-
-class BedrockError(Exception):
-    """An error response: ``fields`` are members beside ``message`` (``originalStatusCode``)."""
-
-    def __init__(self, status: int, code: str, message: str, **fields: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.fields = status, code, message, fields
-
-    def response(self) -> Response:
-        return JSONResponse(
-            {"message": self.message, **self.fields},
-            status_code=self.status,
-            headers={"x-amzn-ErrorType": f"{self.code}:http://internal.amazon.com/coral/"},
-        )
 
 
 async def _first_token_wait(pace: Pace, fault: Fault | None) -> None:
@@ -408,7 +325,7 @@ def _failure_frame(fault: Fault, next_frame: bytes, converse: bool) -> bytes:
     """What a failing stream sends instead of its next frame."""
     if fault.kind == "stream_corrupt":
         return next_frame[:-1] + bytes([next_frame[-1] ^ 0xFF])  # breaks the message CRC
-    exception_type, message, fields = _STREAM_ERRORS[fault.kind]
+    exception_type, message, fields = STREAM_ERRORS[fault.kind]
     if converse and fault.kind == "stream_model_timeout":
-        exception_type, message, fields = _CONVERSE_STREAM_TIMEOUT
+        exception_type, message, fields = CONVERSE_STREAM_TIMEOUT
     return eventstream.exception(exception_type, message, **fields)

@@ -13,7 +13,7 @@ import itertools
 import json
 from typing import Any
 
-from service.emulator.responses import BedrockError
+from service.emulator.bedrock_errors import BedrockError
 
 # The most output tokens a request may ask of a model (Anthropic's documented maxima; Bedrock
 # caps Claude 3.5 Sonnet v1 at 4096). Matched by the first fragment the model id contains, so
