@@ -182,18 +182,9 @@ def _configure_logging(settings: Settings) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-    # ChatBedrock (provider: bedrock) logs every failed Bedrock call with a full traceback
-    # ("Error raised by bedrock service") and raises it on; the route then maps that same
-    # error and logs the run's one line (errors.describe). Only that record is dropped: the
-    # module's other messages still reach the log. (addFilter ignores a filter added twice.)
-    logging.getLogger("langchain_aws.llms.bedrock").addFilter(_not_bedrock_traceback)
     # uvicorn's access log (CHAINSERVE_ACCESS_LOG) writes query strings: keys sent there
     # would land in the log. Logger filters survive uvicorn's logging set-up (dictConfig).
     logging.getLogger("uvicorn.access").addFilter(redact_query_keys)
-
-
-def _not_bedrock_traceback(record: logging.LogRecord) -> bool:
-    return not (record.exc_info and record.msg == "Error raised by bedrock service")
 
 
 @cache

@@ -109,6 +109,17 @@ def test_run_reports_a_failure_with_its_status(chains_dir: Path, bedrock: Emulat
     assert "[error] 502: " in result.stderr and "Traceback" not in result.stderr
 
 
+def test_run_says_a_chat_bedrock_failure_once(chains_dir: Path, bedrock: Emulator) -> None:
+    """langchain-aws logs its own traceback for a failed InvokeModel call; run says it once."""
+    bedrock.state.add_faults([Fault(kind="throttle")])
+    env = {"CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url, "CHAINSERVE_BEDROCK_MAX_ATTEMPTS": "1"}
+    args = ["--live", "--chains", str(chains_dir), "-i", "text=x"]
+    result = chainserve("run", "translate", *args, env=env)
+    assert result.returncode == 1
+    assert "[error] 429: Bedrock is throttling" in result.stderr
+    assert "Traceback" not in result.stderr and "Error raised by bedrock" not in result.stderr
+
+
 def test_dev_says_try_once_the_port_is_bound(tmp_path: Path) -> None:
     (tmp_path / "echo.yaml").write_text(
         "model:\n  id: m.x\nprompt:\n  messages:\n    - user: 'Say {words} {times} times'\n"

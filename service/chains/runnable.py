@@ -5,6 +5,7 @@ thread-safe, and one connection pool sized to the service's concurrency serves a
 """
 
 import contextlib
+import logging
 import os
 import re
 import threading
@@ -140,6 +141,13 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
     if model.provider == "bedrock":
         from langchain_aws import ChatBedrock
 
+        # ChatBedrock logs every failed Bedrock call with a full traceback ("Error raised by
+        # bedrock service") and raises it on; whoever runs the chain maps that same error and
+        # says it once (the server's run line, `chainserve run`, chain tests). Only that record
+        # is dropped: the module's other messages still reach the log. Added here, where such
+        # chains are built, so every command gets it (addFilter ignores a filter added twice).
+        logging.getLogger("langchain_aws.llms.bedrock").addFilter(_not_bedrock_traceback)
+
         kwargs: dict[str, Any] = dict(model.additional_request_fields or {})
         if params.top_p is not None:
             kwargs["top_p"] = params.top_p
@@ -165,6 +173,10 @@ def build_model(spec: ChainSpec, clients: BedrockClients) -> BaseChatModel:
         stop=params.stop,
         additional_model_request_fields=model.additional_request_fields,
     )
+
+
+def _not_bedrock_traceback(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and record.msg == "Error raised by bedrock service")
 
 
 def build_runnable(spec: ChainSpec, clients: BedrockClients) -> Runnable[dict[str, Any], str]:
