@@ -165,10 +165,8 @@ def test_unfinished_head_gets_408(strict: BackgroundServer, connect: Connect) ->
     assert json.loads(body)["code"] == "request_timeout"
 
 
-def test_head_sent_a_byte_at_a_time_gets_408(strict: BackgroundServer, connect: Connect) -> None:
-    """Slowloris: each byte well within the timeout, the whole head never."""
-    sock = connect(strict)
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+def trickle(sock: socket.socket, byte: bytes, what: str) -> bytes:
+    """Send ``byte`` every 0.2 s until the server answers; its answer, to the close."""
     deadline = time.monotonic() + BOUND
     sock.settimeout(0.2)
     while time.monotonic() < deadline:
@@ -176,10 +174,17 @@ def test_head_sent_a_byte_at_a_time_gets_408(strict: BackgroundServer, connect: 
             answer = sock.recv(65536)
             break
         except TimeoutError:
-            send_ignoring_resets(sock, b"a")
+            send_ignoring_resets(sock, byte)
     else:
-        pytest.fail("a head sent byte by byte kept the connection open")
-    status, _, _ = split(answer + read_until_closed(sock))
+        pytest.fail(f"{what} kept the connection open")
+    return answer + read_until_closed(sock)
+
+
+def test_head_sent_a_byte_at_a_time_gets_408(strict: BackgroundServer, connect: Connect) -> None:
+    """Slowloris: each byte well within the timeout, the whole head never."""
+    sock = connect(strict)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+    status, _, _ = split(trickle(sock, b"a", "a head sent byte by byte"))
     assert status == 408
 
 
@@ -211,17 +216,7 @@ def test_body_sent_a_byte_at_a_time_gets_408(
         b"POST /chains/translate/invoke HTTP/1.1\r\nHost: test\r\n"
         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
     )
-    deadline = time.monotonic() + BOUND
-    sock.settimeout(0.2)
-    while time.monotonic() < deadline:
-        try:
-            answer = sock.recv(65536)
-            break
-        except TimeoutError:
-            send_ignoring_resets(sock, b" ")
-    else:
-        pytest.fail("a body sent byte by byte kept the connection open")
-    status, _, _ = split(answer + read_until_closed(sock))
+    status, _, _ = split(trickle(sock, b" ", "a body sent byte by byte"))
     assert status == 408
     assert bedrock.state.calls == []
 
