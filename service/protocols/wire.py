@@ -1,4 +1,6 @@
-"""The wire formats of a streamed run, each encoded in one place.
+"""The wire formats of a streamed run: one loop (:func:`encode`) over one run, and an
+:class:`Encoder` per format. The formats of the native routes are here; each other protocol
+module (``openai``, …) holds its own encoder beside its routes.
 
 - text/plain (the default): the raw text, each chunk written as it arrives; a failure after
   the first chunk ends the body with a line ``[error] <status>: <message> (request_id: <id>)``.
@@ -12,7 +14,8 @@ Chunks that arrived together are written together: one write, never held back fo
 """
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 
 from service.runs.errors import ApiError
 from service.runs.stream import ChainRun, RunInfo
@@ -23,8 +26,28 @@ STREAM_HEADERS = {
 }
 
 
+class Encoder(Protocol):
+    """A wire format: the bytes of a run's start, its chunks, its end, or its failure.
+
+    One instance per response, so it may keep state (an id, whether a line is open).
+    ``chunks`` gets every chunk that arrived since the last call, never an empty list.
+    """
+
+    media_type: str
+    headers: Mapping[str, str]  # response headers the format adds
+
+    def opening(self, info: RunInfo) -> bytes: ...
+
+    def chunks(self, chunks: list[Any]) -> bytes: ...
+
+    def closing(self, info: RunInfo) -> bytes: ...
+
+    def error(self, error: ApiError, request_id: str) -> bytes: ...
+
+
 class PlainText:
     media_type = "text/plain; charset=utf-8"
+    headers: Mapping[str, str] = {}
 
     def __init__(self) -> None:
         self._at_line_start = True
@@ -48,25 +71,23 @@ class PlainText:
 
 class ServerSentEvents:
     media_type = "text/event-stream; charset=utf-8"
+    headers: Mapping[str, str] = {}
 
     def opening(self, info: RunInfo) -> bytes:
-        return _event("metadata", {"run_id": info.run_id})
+        return sse_event("metadata", {"run_id": info.run_id})
 
     def chunks(self, chunks: list[str]) -> bytes:
         return "".join(f"event: data\ndata: {json.dumps(chunk)}\n\n" for chunk in chunks).encode()
 
     def closing(self, info: RunInfo) -> bytes:
         # An empty data line: browsers' EventSource drops events that have no data at all.
-        return _event("usage", info.summary()) + b"event: end\ndata: \n\n"
+        return sse_event("usage", info.summary()) + b"event: end\ndata: \n\n"
 
     def error(self, error: ApiError, request_id: str) -> bytes:
-        return _event("error", error.body(request_id))
+        return sse_event("error", error.body(request_id))
 
 
-WireFormat = PlainText | ServerSentEvents
-
-
-def negotiate(accept: str | None) -> WireFormat:
+def negotiate(accept: str | None) -> Encoder:
     """SSE when the client accepts ``text/event-stream`` (with q > 0); plain text otherwise."""
     for item in (accept or "").split(","):
         media_type, *params = (part.strip() for part in item.split(";"))
@@ -78,7 +99,7 @@ def negotiate(accept: str | None) -> WireFormat:
 async def encode(
     run: ChainRun,
     first: list[str],
-    wire: WireFormat,
+    wire: Encoder,
     describe: Callable[[BaseException], ApiError],
     request_id: str,
 ) -> AsyncIterator[bytes]:
@@ -94,5 +115,6 @@ async def encode(
     yield wire.closing(run.info)
 
 
-def _event(name: str, data: object) -> bytes:
+def sse_event(name: str, data: object) -> bytes:
+    """One Server-Sent Event named ``name`` with ``data`` as JSON."""
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()

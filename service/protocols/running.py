@@ -1,0 +1,175 @@
+"""What every protocol's routes share: the chain a request names, its JSON body, a run
+streamed through a wire encoder, a whole run, and failures mapped and logged once.
+
+A protocol module (``routes``, ``openai`` …) parses its own request into a chain's variables
+and config, then hands them here; only the encoder — the bytes on the wire — is its own.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from service.chains.catalog import Catalog, Chain
+from service.protocols import wire
+from service.runs import errors
+from service.runs.stream import ChainRun, RunInfo, Workers
+from service.settings import Settings
+
+log = logging.getLogger("chainserve")
+
+
+async def invoke_run(
+    request: Request,
+    chain: Chain,
+    variables: dict[str, Any],
+    config: dict[str, Any],
+    route: str = "invoke",
+) -> tuple[Any, RunInfo]:
+    """Run ``chain`` to the end on a worker thread: its output, and what the run reported;
+    logged as ``route``."""
+    info = RunInfo()
+    try:
+        output = await workers(request).run(
+            lambda: chain.runnable.invoke(variables, info.config(config))  # type: ignore[arg-type]
+        )
+    except Exception as exc:
+        raise failure(request, chain, exc) from None
+    log_run(request, chain, info, route)
+    return output, info
+
+
+async def stream_run(
+    request: Request,
+    chain: Chain,
+    variables: dict[str, Any],
+    config: dict[str, Any],
+    encoder: wire.Encoder,
+    route: str = "stream",
+) -> StreamingResponse:
+    """Start the run and wait for its first chunk, so an early failure still gets a status;
+    then stream the rest through ``encoder``, and log the run as ``route``."""
+    run = ChainRun(chain.runnable, variables, config)
+    try:
+        first = await run.start(workers(request))
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
+    except Exception as exc:
+        raise failure(request, chain, exc) from None
+
+    def describe(exc: BaseException) -> errors.ApiError:
+        return failure(request, chain, exc, "after_first_chunk=true")
+
+    async def body() -> Any:
+        async for part in wire.encode(run, first, encoder, describe, request_id(request)):
+            yield part
+        log_run(request, chain, run.info, route)
+
+    headers = {**wire.STREAM_HEADERS, **encoder.headers, "X-Run-Id": run.info.run_id}
+    return RunResponse(run, body(), media_type=encoder.media_type, headers=headers)
+
+
+class RunResponse(StreamingResponse):
+    """A streamed run that always ends with the response, however the response ends.
+
+    When the client goes away, Starlette cancels the pending ``send``, not the body's
+    generator; left alone, that generator (and with it the run) would only be closed by
+    the garbage collector. So the run is cancelled and the body closed here, at once.
+    """
+
+    def __init__(self, run: ChainRun, content: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._run = run
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._run.cancel()
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+def failure(
+    request: Request, chain: Chain, exc: BaseException, detail: str = ""
+) -> errors.ApiError:
+    """The mapped failure, logged once with the chain, the request id and ``detail``."""
+    settings: Settings = request.app.state.settings
+    return errors.describe(
+        exc,
+        model_id=chain.model_id,
+        retry_after=settings.retry_after_seconds,
+        context=f"chain={chain.name} request_id={request_id(request)}"
+        + (f" {detail}" if detail else ""),
+    )
+
+
+def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
+    usage = info.usage
+    log.info(
+        "%s chain=%s run_id=%s request_id=%s latency_ms=%d input_tokens=%d output_tokens=%d",
+        route,
+        chain.name,
+        info.run_id,
+        request_id(request),
+        info.latency_ms,
+        usage.input_tokens,
+        usage.output_tokens,
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The JSON request body: 415 unless it says it is JSON, 413 past the configured limit."""
+    _require_json(request.headers.get("content-type", ""))
+    limit = request.app.state.settings.max_body_bytes
+    too_large = errors.bad_request("body", f"larger than {limit} bytes; send less", status=413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    try:
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:  # a chunked body has no Content-Length to refuse early
+                raise too_large
+    except ClientDisconnect:  # nothing went wrong here, and nobody waits for an answer
+        log.info(
+            "client went away during the upload request_id=%s path=%s after %d bytes",
+            request_id(request),
+            request.url.path,
+            len(body),
+        )
+        raise errors.client_gone() from None
+    return bytes(body)
+
+
+def _require_json(content_type: str) -> None:
+    """``application/json`` or an ``application/*+json`` type, in UTF-8 if a charset is given.
+
+    Not a formality: the types a web page may POST cross-site without a CORS preflight
+    (``text/plain``, forms) are refused, so no page can start a chain from a browser.
+    """
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    is_json = media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+    charsets = [p.partition("=")[2].strip('"') for p in params if p.startswith("charset=")]
+    if not is_json or any(charset not in ("utf-8", "utf8") for charset in charsets):
+        raise errors.unsupported_media_type(content_type)
+
+
+def catalog(request: Request) -> Catalog:
+    found: Catalog = request.app.state.catalog
+    return found
+
+
+def workers(request: Request) -> Workers:
+    found: Workers = request.app.state.workers
+    return found
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
