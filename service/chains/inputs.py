@@ -179,6 +179,15 @@ class ChainInputs:
             request.return_exceptions,
         )
 
+    def parse_data(self, data: dict[str, Any], prefix: str = "input") -> dict[str, Any]:
+        """Inputs already decoded from JSON (a chat protocol's) → prompt variables; errors
+        name fields under ``prefix``."""
+        try:
+            validated = self.model.model_validate(data, strict=True)
+        except ValidationError as exc:
+            raise errors.invalid_input(exc, prefix=prefix) from None
+        return self._variables(validated)
+
     def parse_query(self, query: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:
         """Query parameters (all text; pairs, so a name given twice is seen) → prompt
         variables; messages inputs are JSON."""
