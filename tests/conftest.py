@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
@@ -45,6 +46,18 @@ def bedrock() -> Iterator[Emulator]:
 def _fresh_emulator(request: pytest.FixtureRequest) -> None:
     if "bedrock" in request.fixturenames:
         request.getfixturevalue("bedrock").state.reset()
+
+
+@pytest.fixture
+def runtime(bedrock: Emulator) -> Any:
+    """A boto3 Bedrock Runtime client of the emulator, without retries."""
+    from botocore.config import Config
+
+    return boto3.client(
+        "bedrock-runtime",
+        endpoint_url=bedrock.url,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
 
 
 @pytest.fixture(scope="session")
