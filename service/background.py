@@ -25,7 +25,7 @@ class BackgroundServer:
         **config: Any,
     ) -> None:
         """``http_limits`` (service/server.py): default a chainserve app's own, none for others."""
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]

@@ -346,3 +346,15 @@ def test_botocore_failures_that_the_emulator_cannot_cause(exc: str, status: int)
         endpoint_url="https://bedrock", error="x", provider="p", error_msg="m"
     )
     assert classify(error, model_id=MODEL, retry_after=1).status == status
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_input_bedrock_refuses_is_422(client: httpx.Client, bedrock: Emulator, route: str) -> None:
+    """A conversation that starts with the assistant passes our validation, but Bedrock
+    refuses it (ValidationException): the input is at fault, so 422 with Bedrock's reason."""
+    body = {"input": {"history": [{"role": "assistant", "content": "Hi"}], "question": "Hello"}}
+    response = client.post(f"/chains/chat/{route}", json=body)
+    assert response.status_code == 422
+    error = response.json()
+    assert error["code"] == "model_rejected_input" and error["errors"][0]["field"] == "input"
+    assert "must start with a user message" in error["message"]

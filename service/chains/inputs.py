@@ -12,11 +12,13 @@ attributes never shadow it, and schemas and error messages show the real name.
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import (
+    AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,6 +37,18 @@ _MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
     "assistant": AIMessage,
     "ai": AIMessage,
 }
+
+
+def whole_number(value: Any) -> Any:
+    """``3.0`` as ``3``: JSON Schema's integers include whole-number floats, and Python's
+    ``json`` writes a float that way. Other floats stay, to be refused as not integers."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+# An integer field of a request: strict (no "3", no true), whole-number floats included.
+WholeInt = Annotated[int, BeforeValidator(whole_number)]
 
 
 class ChatMessage(BaseModel):
@@ -69,9 +83,14 @@ class RunConfig(BaseModel):
 
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    run_name: str | None = None
-    recursion_limit: int | None = None
-    max_concurrency: int | None = Field(None, ge=1)
+    # LangChain.js's RemoteRunnable sends these in camelCase (recursionLimit on every call).
+    run_name: str | None = Field(None, validation_alias=AliasChoices("run_name", "runName"))
+    recursion_limit: WholeInt | None = Field(
+        None, validation_alias=AliasChoices("recursion_limit", "recursionLimit")
+    )
+    max_concurrency: Annotated[int, Field(ge=1), BeforeValidator(whole_number)] | None = Field(
+        None, validation_alias=AliasChoices("max_concurrency", "maxConcurrency")
+    )
     configurable: dict[str, Any] = Field(
         default_factory=dict, description="Accepted for LangServe clients; must be empty."
     )
@@ -150,7 +169,7 @@ class ChainInputs:
 
     def parse_request(self, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """A ``/invoke`` or ``/stream`` body → (prompt variables, run config)."""
-        _refuse_duplicate_keys(body)
+        refuse_duplicate_keys(body)
         try:
             request = self.request_model.model_validate_json(body, strict=True)
         except ValidationError as exc:
@@ -159,7 +178,7 @@ class ChainInputs:
 
     def parse_batch(self, body: bytes) -> BatchRequest:
         """A ``/batch`` body → variables per input, run config per input, return_exceptions."""
-        _refuse_duplicate_keys(body)
+        refuse_duplicate_keys(body)
         try:
             request: Any = self.batch_model.model_validate_json(body, strict=True)
         except ValidationError as exc:
@@ -240,7 +259,7 @@ class _Repeated(dict[str, Any]):
     key = ""
 
 
-def _refuse_duplicate_keys(body: bytes) -> None:
+def refuse_duplicate_keys(body: bytes) -> None:
     """422 naming the first key given twice in a JSON object (``input.text``), where a JSON
     parser would silently keep the last value. Invalid JSON is left to the validation."""
     repeated = False
@@ -293,11 +312,13 @@ def _field(spec: InputSpec, max_input_length: int, alias: str) -> tuple[Any, Any
             constraints["max_length"] = spec.max_length
     elif spec.enum is not None:
         annotation = Literal[tuple(spec.enum)]
+        if spec.type == "integer":
+            annotation = Annotated[annotation, BeforeValidator(whole_number)]
     elif spec.type == "string":
         annotation = str
         constraints["max_length"] = spec.max_length or max_input_length
     else:
-        annotation = {"integer": int, "number": float, "boolean": bool}[spec.type]
+        annotation = {"integer": WholeInt, "number": float, "boolean": bool}[spec.type]
     if spec.is_required:
         default: Any = ...
     elif spec.default is not None:

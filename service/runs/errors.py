@@ -236,6 +236,16 @@ def _from_bedrock(exc: Any, model: str, retry_after: int) -> ApiError:
             "enabled in this account and region and that the role may invoke it",
             code="model_access_denied",
         )
+    if key == "validation" and "model identifier is invalid" not in cause:
+        # Bedrock refused what it was sent: a conversation that starts with the assistant, an
+        # empty message … — the input (or the chain's settings for it) does not suit the model.
+        return ApiError(
+            422,
+            f"input: model {model} refused the request: {cause} — change the input (or, if "
+            "every input fails, the chain file's model settings)",
+            code="model_rejected_input",
+            errors=[{"field": "input", "message": f"refused by model {model}: {cause}"}],
+        )
     if key == "resourcenotfound" or "model identifier is invalid" in cause:
         return ApiError(
             502,
