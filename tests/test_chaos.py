@@ -66,7 +66,8 @@ def _check_sse(text: str) -> str:
         status = events[-1][1]["status_code"]
         assert status in EXPECTED_STATUSES, events[-1]
         return f"in-band {status}"
-    assert names[-2:] == ["usage", "end"], f"truncated event stream: {names[-5:]}"
+    assert names[-2:] == ["metadata", "end"], f"truncated event stream: {names[-5:]}"
+    assert events[-2][1]["usage"]["output_tokens"] == REPLY_TOKENS
     assert names.count("data") == REPLY_TOKENS
     return "complete"
 

@@ -13,7 +13,7 @@ import pytest
 
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
-from service.emulator.state import Pace
+from service.emulator.state import Call, Pace
 from service.runs.errors import ApiError
 from service.runs.stream import Workers
 from tests.helpers import parse_sse, wait_for
@@ -63,14 +63,18 @@ def test_sse_format(client: httpx.Client, bedrock: Emulator) -> None:
     assert response.text.startswith('event: metadata\ndata: {"run_id": ')
     events = parse_sse(response.text)
     names = [name for name, _ in events]
-    assert names == ["metadata"] + ["data"] * 12 + ["usage", "end"]
+    # What the run cost comes in a second metadata event (RemoteRunnable ignores metadata).
+    assert names == ["metadata"] + ["data"] * 12 + ["metadata", "end"]
     assert events[0][1] == {"run_id": response.headers["x-run-id"]}
     assert len("".join(data for name, data in events if name == "data").split()) == 12
-    usage = events[-2][1]
+    metadata = events[-2][1]
+    assert set(metadata) == {"run_id", "usage", "latency_ms", "stop_reason"}
+    assert metadata["run_id"] == response.headers["x-run-id"]
+    usage = metadata["usage"]
     assert usage["output_tokens"] == 12
     assert usage["total_tokens"] == usage["input_tokens"] + 12
-    assert usage["latency_ms"] >= 0
-    assert usage["stop_reason"] == "end_turn"
+    assert metadata["latency_ms"] >= 0
+    assert metadata["stop_reason"] == "end_turn"
 
 
 def test_sse_says_when_max_tokens_cut_the_reply(client: httpx.Client, bedrock: Emulator) -> None:
@@ -78,9 +82,9 @@ def test_sse_says_when_max_tokens_cut_the_reply(client: httpx.Client, bedrock: E
     response = client.post(
         "/chains/summarize/stream", json=BODY, headers={"Accept": "text/event-stream"}
     )
-    name, usage = parse_sse(response.text)[-2]
-    assert name == "usage"
-    assert usage["output_tokens"] == 400 and usage["stop_reason"] == "max_tokens"
+    name, metadata = parse_sse(response.text)[-2]
+    assert name == "metadata"
+    assert metadata["usage"]["output_tokens"] == 400 and metadata["stop_reason"] == "max_tokens"
 
 
 def test_sse_for_eventsource_via_get(client: httpx.Client) -> None:
@@ -169,7 +173,7 @@ def test_a_stalled_reader_stalls_the_model_stream(
     assert call.status == "disconnected"
 
 
-def _still(call) -> bool:
+def _still(call: Call) -> bool:
     before = call.tokens_sent
     time.sleep(0.3)
     return call.tokens_sent == before

@@ -148,8 +148,16 @@ function onEvent(event, data, current) {
   };
   switch (event) {
     case "metadata": {
+      // Two of them: the run id first; after the output, what the run cost.
       const meta = parse() || {};
       if (meta.run_id) $("stat-run-id").textContent = meta.run_id;
+      if (meta.latency_ms !== undefined) $("stat-latency").textContent = ms(meta.latency_ms);
+      const usage = meta.usage;
+      if (usage) {
+        const total = usage.total_tokens ?? usage.input_tokens + (usage.output_tokens || 0);
+        $("stat-tokens").textContent = `${usage.input_tokens} / ${usage.output_tokens} (${total} total)`;
+        $("stat-stop").textContent = meta.stop_reason || "–";
+      }
       break;
     }
     case "data": {
@@ -163,16 +171,6 @@ function onEvent(event, data, current) {
       current.chunks += 1;
       current.text += text;
       appendOutput(text);
-      break;
-    }
-    case "usage": {
-      const usage = parse() || {};
-      if (usage.latency_ms !== undefined) $("stat-latency").textContent = ms(usage.latency_ms);
-      if (usage.input_tokens !== undefined) {
-        const total = usage.total_tokens ?? usage.input_tokens + (usage.output_tokens || 0);
-        $("stat-tokens").textContent = `${usage.input_tokens} / ${usage.output_tokens} (${total} total)`;
-      }
-      $("stat-stop").textContent = usage.stop_reason || "–";
       break;
     }
     case "end":

@@ -5,9 +5,9 @@ module (``openai``, …) holds its own encoder beside its routes.
 - text/plain (the default): the raw text, each chunk written as it arrives; a failure after
   the first chunk ends the body with a line ``[error] <status>: <message> (request_id: <id>)``.
 - text/event-stream (``Accept: text/event-stream``, and ``GET .../stream``): LangServe's
-  events — ``metadata`` ``{"run_id"}``, one ``data`` per JSON-encoded chunk, ``usage`` (with
-  latency and the stop reason), ``end``;
-  on failure ``error`` with the JSON error body (``status_code``, ``code``, ``message``,
+  events — ``metadata`` ``{"run_id"}``, one ``data`` per JSON-encoded chunk, a second
+  ``metadata`` with what the run cost (``run_id``, ``usage``, ``latency_ms``, ``stop_reason``),
+  ``end``; on failure ``error`` with the JSON error body (``status_code``, ``code``, ``message``,
   ``request_id``), as a response before the first chunk would have had.
 
 Chunks that arrived together are written together: one write, never held back for more.
@@ -80,8 +80,10 @@ class ServerSentEvents:
         return "".join(f"event: data\ndata: {json.dumps(chunk)}\n\n" for chunk in chunks).encode()
 
     def closing(self, info: RunInfo) -> bytes:
-        # An empty data line: browsers' EventSource drops events that have no data at all.
-        return sse_event("usage", info.summary()) + b"event: end\ndata: \n\n"
+        # What the run cost goes in a second `metadata` event, the one event besides data,
+        # error and end that RemoteRunnable's stream ignores silently (it logs an error for
+        # any other). An empty data line: browsers' EventSource drops events with no data.
+        return sse_event("metadata", info.summary()) + b"event: end\ndata: \n\n"
 
     def error(self, error: ApiError, request_id: str) -> bytes:
         return sse_event("error", error.body(request_id))

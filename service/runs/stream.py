@@ -107,8 +107,13 @@ class RunInfo:
         return self.collector.stop_reason
 
     def summary(self) -> dict[str, Any]:
-        """Usage, latency and stop reason: the end of a stream, and invoke's metadata."""
-        summary: dict[str, Any] = {**self.usage.as_dict(), "latency_ms": self.latency_ms}
+        """The run id, usage, latency and stop reason (when the model gave one), as invoke's
+        metadata has them: the end of an SSE stream."""
+        summary: dict[str, Any] = {
+            "run_id": self.run_id,
+            "usage": self.usage.as_dict(),
+            "latency_ms": self.latency_ms,
+        }
         if self.stop_reason:
             summary["stop_reason"] = self.stop_reason
         return summary
@@ -231,7 +236,11 @@ class Workers:
 
 
 class ChainRun:
-    """One streaming run of a chain: produced on a worker thread, consumed on the loop."""
+    """One streaming run of a chain: produced on a worker thread, consumed on the loop.
+
+    The items are what ``runnable.stream`` yields: a chain's text chunks, or, for an
+    :class:`~service.runs.events.EventStream`, its LangChain events as JSON text.
+    """
 
     def __init__(
         self,
