@@ -22,7 +22,7 @@ from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
 from service.middleware import Cors, RequestContext
-from service.protocols import langserve, openapi, routes
+from service.protocols import langserve, openai, openapi, routes
 from service.runs import errors
 from service.runs.collector import collect_between_runs, freeze_start_up
 from service.runs.stream import Workers
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.workers = workers
     app.include_router(routes.router)
     app.include_router(langserve.router)
+    app.include_router(openai.router)
     app.include_router(playground.router)
     app.add_exception_handler(errors.ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -96,8 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _render(request: Request, error: errors.ApiError) -> JSONResponse:
-    request_id = request.scope.get("state", {}).get("request_id")
-    return JSONResponse(error.body(request_id), status_code=error.status, headers=error.headers)
+    body = openai.error_body_for(request.scope, error)  # OpenAI's shape under /v1/
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

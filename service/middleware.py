@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.protocols.openai import error_body_for
 from service.runs.errors import ApiError, cors_refused, unexpected
 
 log = logging.getLogger("chainserve")
@@ -56,8 +57,7 @@ class RequestContext:
 
 async def send_error(scope: Scope, send: Send, error: ApiError) -> None:
     """Send ``error`` as the JSON error body, from ASGI middleware (no app to raise into)."""
-    request_id = scope.get("state", {}).get("request_id")
-    raw = json.dumps(error.body(request_id)).encode()
+    raw = json.dumps(error_body_for(scope, error)).encode()  # OpenAI's shape under /v1/
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

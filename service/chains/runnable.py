@@ -18,7 +18,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable
 
-from service.chains.spec import ChainSpec
+from service.chains.spec import ChainSpec, ModelParams
 from service.settings import Settings
 
 DEFAULT_REGION = "us-east-1"
@@ -182,3 +182,44 @@ def _not_bedrock_traceback(record: logging.LogRecord) -> bool:
 def build_runnable(spec: ChainSpec, clients: BedrockClients) -> Runnable[dict[str, Any], str]:
     """The chain a spec describes: prompt, then model, then the text of the reply."""
     return build_prompt(spec) | build_model(spec, clients) | StrOutputParser()
+
+
+def with_params(
+    runnable: Runnable[dict[str, Any], str], params: ModelParams
+) -> Runnable[dict[str, Any], str]:
+    """``runnable`` (as :func:`build_runnable` made it) with one request's inference
+    parameters: those set in ``params`` replace the chain file's, and its ``stop`` sequences
+    are added to the file's. The prompt and model are shared, not rebuilt.
+
+    Why two ways: ``ChatBedrockConverse`` takes these per call (``bind``). ``ChatBedrock``
+    does not — its own ``max_tokens`` and ``temperature`` win over per-call kwargs, and a
+    per-call ``stop`` is written into its shared ``model_kwargs`` (so into later requests) —
+    so it gets a shallow copy with the values set, sharing the boto3 client.
+    """
+    if params == ModelParams():
+        return runnable
+    prompt, model, parser = runnable.steps  # type: ignore[attr-defined]
+    from langchain_aws import ChatBedrock
+
+    if isinstance(model, ChatBedrock):
+        model_kwargs = dict(model.model_kwargs or {})
+        update: dict[str, Any] = {"model_kwargs": model_kwargs}
+        if params.max_tokens is not None:
+            update["max_tokens"] = params.max_tokens
+        if params.temperature is not None:
+            update["temperature"] = params.temperature
+        if params.top_p is not None:
+            model_kwargs["top_p"] = params.top_p
+        if params.stop:
+            model_kwargs["stop_sequences"] = [*model_kwargs.get("stop_sequences", []), *params.stop]
+        bound: Runnable[Any, Any] = model.model_copy(update=update)
+    else:
+        per_call: dict[str, Any] = {
+            name: value
+            for name, value in params.model_dump(exclude={"stop"}).items()
+            if value is not None
+        }
+        if params.stop:
+            per_call["stop"] = [*(model.stop_sequences or []), *params.stop]
+        bound = model.bind(**per_call)
+    return prompt | bound | parser  # type: ignore[no-any-return]
