@@ -22,7 +22,7 @@ from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
 from service.middleware import Cors, RequestContext
-from service.protocols import ai_sdk, langserve, openai, openapi, routes
+from service.protocols import ai_sdk, langserve, openai, openapi, routes, stream_url
 from service.runs import errors
 from service.runs.collector import collect_between_runs, freeze_start_up
 from service.runs.stream import Workers
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.workers = workers
     app.include_router(routes.router)
     app.include_router(langserve.router)
+    app.include_router(stream_url.router)
     app.include_router(ai_sdk.router)
     app.include_router(openai.router)
     app.include_router(playground.router)

@@ -6,19 +6,23 @@ sends one as ``x-api-key: KEY`` or ``Authorization: Bearer KEY``; every route bu
 check and the playground page (:data:`EXEMPT_PATHS`) needs it. Keys are compared in constant
 time and never logged; surrounding whitespace in a header is ignored. Keys belong in headers:
 query parameters named like keys are redacted in uvicorn's access log all the same.
+
+A browser's ``EventSource`` cannot send a header: ``GET /chains/{name}/stream`` is let in
+without one when its URL was signed with a key (service/signed_urls.py).
 """
 
 import hmac
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import unquote_plus
 
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import playground
+from service import playground, signed_urls
 from service.middleware import send_error
 from service.runs.errors import ApiError
 from service.settings import Settings
@@ -80,30 +84,56 @@ def _split(value: str, source: str) -> list[SecretStr]:
 
 
 class ApiKeyAuth:
-    """Refuses requests without a valid key with 401; lets the health check through."""
+    """Refuses requests without a valid key with 401; lets the health check through, and
+    signed stream URLs (judged by their signature alone: 403 if altered, 401 if expired)."""
 
     def __init__(self, app: ASGIApp, keys: list[SecretStr]) -> None:
         self.app = app
         self._keys = [key.get_secret_value().encode() for key in keys]
+        self._signing_keys = [signed_urls.signing_key(key) for key in self._keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or self._allowed(scope):
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        error = ApiError(
-            401,
-            "missing or invalid API key; send it as 'x-api-key: KEY' or "
-            "'Authorization: Bearer KEY'",
-            code="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="chainserve"'},
-        )
-        await send_error(scope, send, error)
+        if signed_urls.is_signed(scope["query_string"]):
+            try:
+                query = signed_urls.verify(
+                    scope["method"],
+                    scope["path"],
+                    scope["query_string"],
+                    self._signing_keys,
+                    time.time(),
+                )
+            except ApiError as refused:
+                await send_error(scope, send, refused)
+                return
+            # The route sees only the chain's inputs; uvicorn's access log keeps the original
+            # scope (the signature redacted there).
+            await self.app({**scope, "query_string": query}, receive, send)
+            return
+        matched = self._matched(scope)
+        if matched is None:
+            error = ApiError(
+                401,
+                "missing or invalid API key; send it as 'x-api-key: KEY' or "
+                "'Authorization: Bearer KEY'",
+                code="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="chainserve"'},
+            )
+            await send_error(scope, send, error)
+            return
+        # POST /chains/{name}/stream-url signs with the caller's own key: revoking it revokes them.
+        state = scope.setdefault("state", {})
+        state[signed_urls.SIGNING_KEY_STATE] = self._signing_keys[matched]
+        await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
+    def _matched(self, scope: Scope) -> int | None:
+        """The index of the key the request presents, if it is one of ours."""
         given = _presented_key(scope)
         # Compare with every key, always: the time taken says nothing about which matched.
         matches = [hmac.compare_digest(given, key) for key in self._keys]
-        return bool(given) and any(matches)
+        return matches.index(True) if given and any(matches) else None
 
 
 def _presented_key(scope: Scope) -> bytes:
