@@ -22,7 +22,7 @@ from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
 from service.middleware import Cors, RequestContext
-from service.protocols import ai_sdk, langserve, openai, openapi, routes, stream_url
+from service.protocols import ai_sdk, docs, langserve, openai, openapi, routes, stream_url
 from service.runs import errors
 from service.runs.collector import collect_between_runs, freeze_start_up
 from service.runs.stream import Workers
@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="LangChain chains from YAML files, served as streaming endpoints.",
         lifespan=lifespan,
+        # Our own /docs (service/protocols/docs.py): FastAPI's loads from a CDN; no /redoc.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=docs.OPENAPI_PATH if settings.docs else None,
     )
     app.state.settings = settings
     app.state.catalog = catalog
@@ -70,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ai_sdk.router)
     app.include_router(openai.router)
     app.include_router(playground.router)
+    if settings.docs:
+        app.include_router(docs.router)
     app.add_exception_handler(errors.ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -24,11 +24,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import playground, signed_urls
 from service.middleware import send_error
+from service.protocols import docs
 from service.runs.errors import ApiError
 from service.settings import Settings
 
 # The playground page and its assets hold no data; its data calls send the key.
-EXEMPT_PATHS = frozenset({"/healthz", *playground.PATHS})
+EXEMPT_PATHS = frozenset({"/healthz", *playground.PATHS, *docs.PATHS})  # docs: why, in docs.py
 
 
 class ApiKeysUnavailable(RuntimeError):

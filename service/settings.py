@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     api_keys_secret_id: str | None = None
     """Name or ARN of a Secrets Manager secret holding API keys; read once at start-up."""
 
+    docs: bool = True
+    """Serve ``/docs`` and ``/openapi.json`` (without a key); false: both 404."""
+
     signed_url_max_seconds: int = Field(3600, ge=1)
     """Longest life, in seconds, of a signed stream URL (``POST /chains/{name}/stream-url``)."""
 

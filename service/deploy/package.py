@@ -178,6 +178,8 @@ def _resolve(target: Target, *what: str) -> dict[str, str]:
 def _prune_packages(into: Path) -> None:
     for name in _UNUSED_PACKAGES:
         shutil.rmtree(into / name, ignore_errors=True)
+    # /docs serves Swagger UI from fastapi_offline; ReDoc is off (service/protocols/docs.py).
+    (into / "fastapi_offline" / "static" / "redoc.standalone.js").unlink(missing_ok=True)
     # Stray byte code goes (it is compiled afresh, for the right Python, or not at all), and
     # so do packages' own test suites (numpy ships 8 MB of them): never imported.
     for pattern in ("__pycache__", "*/tests"):
