@@ -108,6 +108,23 @@ def client(server: BackgroundServer) -> Iterator[httpx.Client]:
         yield http
 
 
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Callable[[BackgroundServer], Any]]:
+    """Open a :class:`tests.browser.Tab` on a server; each is checked and closed after the
+    test (nothing outside its origin asked for, no page error, no CSP violation)."""
+    from tests.browser import Tab
+
+    tabs: list[Tab] = []
+
+    def open_tab(server: BackgroundServer) -> Tab:
+        tabs.append(Tab(browser, server.url))
+        return tabs[-1]
+
+    yield open_tab
+    for opened in tabs:
+        opened.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless chromium for a browser test module (see tests/browser.py), one per module."""

@@ -7,78 +7,26 @@ with the network unplugged, under its Content-Security-Policy, without a key; Sw
 """
 
 import json
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from service.background import BackgroundServer
 from service.protocols import docs
+from tests.browser import Tab, expect
 from tests.conftest import ServerFactory
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser
 
 KEY = "docs-test-key-0123456789"
-TIMEOUT_MS = 20_000
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
 
 
 @pytest.fixture(scope="module")
 def keyed(make_server: ServerFactory) -> BackgroundServer:
     return make_server(api_keys=KEY)
-
-
-class Tab:
-    """A browser context cut off from everything but the server, recording what it tried."""
-
-    def __init__(self, browser: "Browser", origin: str) -> None:
-        self.origin = origin
-        self.blocked: list[str] = []
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.sent: list[Any] = []  # requests to the server, as the browser sent them
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.context.route("**/*", self._route)
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        self.page.on("request", lambda request: self.sent.append(request))
-
-    def _route(self, route: Any) -> None:
-        url = route.request.url
-        if url == self.origin or url.startswith(self.origin + "/"):
-            route.continue_()
-        else:
-            self.blocked.append(url)
-            route.abort()
-
-    def _console(self, message: Any) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
-
-
-@pytest.fixture
-def tab(browser: "Browser") -> Iterator[Callable[[BackgroundServer], Tab]]:
-    tabs: list[Tab] = []
-
-    def open_tab(server: BackgroundServer) -> Tab:
-        tabs.append(Tab(browser, server.url))
-        return tabs[-1]
-
-    yield open_tab
-    for opened in tabs:
-        opened.context.close()
-        assert opened.blocked == [], "the page asked for something outside its origin"
-        assert opened.page_errors == []
-        assert [text for text in opened.console_errors if "Content Security Policy" in text] == []
 
 
 def test_swagger_ui_offline_with_keys_authorize_and_try_it_out(

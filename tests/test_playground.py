@@ -14,9 +14,9 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,13 +24,13 @@ import pytest
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
+from tests.browser import Tab, expect
 from tests.conftest import EXAMPLE_CHAINS, ServerFactory
 from tests.helpers import parse_sse, wait_for
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
-TIMEOUT_MS = 20_000
 PLAYGROUND = Path(__file__).resolve().parent.parent / "service" / "playground"
 _ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 # Every stylesheet and module in the package, so a new module is covered without listing it.
@@ -40,65 +40,6 @@ ASSET_FILES = sorted(
 ASSETS = {"/playground": "text/html; charset=utf-8"} | {
     f"/playground/{name}": _ASSET_TYPES[Path(name).suffix] for name in ASSET_FILES
 }
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-class Tab:
-    """One browser context on the playground, cut off from everything but the server."""
-
-    def __init__(self, browser: "Browser", origin: str) -> None:
-        self.origin = origin
-        self.blocked: list[str] = []
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.context = browser.new_context(
-            viewport={"width": 1280, "height": 800}, color_scheme="light"
-        )
-        self.context.route("**/*", self._route)
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-
-    def _route(self, route: Any) -> None:
-        url = route.request.url
-        if url == self.origin or url.startswith(self.origin + "/"):
-            route.continue_()
-        else:
-            self.blocked.append(url)
-            route.abort()
-
-    def _console(self, message: Any) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
-
-    def open(self, query: str = "") -> "Page":
-        self.page.goto(f"{self.origin}/playground{query}")
-        return self.page
-
-    def csp_violations(self) -> list[str]:
-        return [text for text in self.console_errors if "Content Security Policy" in text]
-
-
-@pytest.fixture
-def tab(browser: "Browser") -> Iterator[Callable[[BackgroundServer], Tab]]:
-    tabs: list[Tab] = []
-
-    def open_tab(server: BackgroundServer) -> Tab:
-        tabs.append(Tab(browser, server.url))
-        return tabs[-1]
-
-    yield open_tab
-    for opened in tabs:
-        opened.context.close()
-        assert opened.blocked == [], "the page asked for something outside its origin"
-        assert opened.page_errors == []
-        assert opened.csp_violations() == []
 
 
 def run_and_wait(page: "Page", status: str = "Done") -> None:
@@ -125,7 +66,7 @@ def test_page_lists_chains_and_streams_a_run(
 ) -> None:
     bedrock.state.pace = Pace(tokens_per_second=20, reply_tokens=40)  # two seconds
     session = tab(server)
-    page = session.open()
+    page = session.open("/playground")
     names = [chain["name"] for chain in client.get("/chains").json()["chains"]]
     expect(page.locator("#chain-list a")).to_have_count(len(names))
     for name in names:
@@ -180,7 +121,7 @@ def test_every_example_chain_runs(
     tab: Callable[[BackgroundServer], Tab], make_server: ServerFactory, bedrock: Emulator
 ) -> None:
     """What ``make run`` serves: each chain in chains/, its required fields filled, runs."""
-    page = tab(make_server(chains_dir=EXAMPLE_CHAINS)).open()
+    page = tab(make_server(chains_dir=EXAMPLE_CHAINS)).open("/playground")
     names = sorted(path.stem for path in EXAMPLE_CHAINS.glob("*.yaml"))
     expect(page.locator("#chain-list a")).to_have_count(len(names))
     for index, name in enumerate(names):
@@ -201,7 +142,7 @@ def test_prompt_follows_the_form_before_any_call(
     client: httpx.Client,
     bedrock: Emulator,
 ) -> None:
-    page = tab(server).open("?chain=translate")
+    page = tab(server).open("/playground?chain=translate")
     expect(page.locator("select#input-language")).to_have_value("0")  # French, the default
     page.fill("#input-text", "Good morning")
     page.select_option("#input-language", label="German")
@@ -219,7 +160,7 @@ def test_prompt_follows_the_form_before_any_call(
 def test_chat_keeps_the_conversation(
     tab: Callable[[BackgroundServer], Tab], server: BackgroundServer, bedrock: Emulator
 ) -> None:
-    page = tab(server).open("?chain=chat")
+    page = tab(server).open("/playground?chain=chat")
     expect(page.locator("#transcript-box")).to_be_visible()
     expect(page.locator("#input-history")).to_have_count(0)  # the transcript stands in for it
     expect(page.locator("#transcript .msg")).to_have_count(0)
@@ -261,7 +202,7 @@ def test_chat_keeps_the_conversation(
 def test_invalid_input_marks_the_field(
     tab: Callable[[BackgroundServer], Tab], server: BackgroundServer, bedrock: Emulator
 ) -> None:
-    page = tab(server).open("?chain=summarize")
+    page = tab(server).open("/playground?chain=summarize")
     page.fill("#input-text", "Some text.")
     page.fill("#input-sentences", "2.5")
     run_and_wait(page, "Failed: 422")
@@ -283,7 +224,7 @@ def test_bedrock_failure_before_the_stream(
     tab: Callable[[BackgroundServer], Tab], server: BackgroundServer, bedrock: Emulator
 ) -> None:
     bedrock.state.add_faults([Fault(kind="throttle")])
-    page = tab(server).open("?chain=translate")
+    page = tab(server).open("/playground?chain=translate")
     page.fill("#input-text", "Hello")
     run_and_wait(page, "Failed: 429")
     expect(page.locator("#error")).to_contain_text("429 throttled")
@@ -309,7 +250,7 @@ def test_error_after_the_first_chunk(
     [(_, error)] = [event for event in parse_sse(sse.text) if event[0] == "error"]
 
     bedrock.state.add_faults([Fault(kind="stream_error", after_chunks=3)])
-    page = tab(server).open("?chain=translate")
+    page = tab(server).open("/playground?chain=translate")
     page.fill("#input-text", "Hello")
     run_and_wait(page, f"Failed: {error['status_code']} after 3 chunks")
     expect(page.locator("#error")).to_contain_text(f"{error['status_code']}: {error['message']}")
@@ -324,7 +265,7 @@ def test_stop_ends_the_model_call(
     tab: Callable[[BackgroundServer], Tab], server: BackgroundServer, bedrock: Emulator
 ) -> None:
     bedrock.state.pace = Pace(tokens_per_second=5, reply_tokens=200)  # 40 seconds if left
-    page = tab(server).open("?chain=translate")
+    page = tab(server).open("/playground?chain=translate")
     page.fill("#input-text", "A long story")
     page.click("#run")
     expect(page.locator("#output")).to_contain_text("[emulator]")
@@ -352,7 +293,7 @@ def test_api_key_in_session_storage_only(
         assert httpx.get(keyed_server.url + path).status_code == 200  # no data, no key
     assert httpx.get(keyed_server.url + "/chains").status_code == 401
 
-    page = tab(keyed_server).open("?chain=translate")
+    page = tab(keyed_server).open("/playground?chain=translate")
     expect(page.locator("#chains-status")).to_contain_text("API key needed")
     expect(page.locator("#empty-message")).to_contain_text("needs an API key")
 
@@ -408,7 +349,7 @@ def run_curl(command: str, **env: str) -> str:
 def test_copy_as_curl_runs_the_same_request(
     tab: Callable[[BackgroundServer], Tab], server: BackgroundServer, bedrock: Emulator
 ) -> None:
-    page = tab(server).open("?chain=translate")
+    page = tab(server).open("/playground?chain=translate")
     text = "It's a 'quoted' stream; $HOME stays `literal`\nover two lines"
     page.fill("#input-text", text)
     page.select_option("#input-language", label="German")
@@ -453,7 +394,7 @@ def test_load_errors_are_shown(
     listing = httpx.get(server.url + "/chains").json()
     assert any("broken.yaml" in error["file"] for error in listing["errors"])
 
-    page = tab(server).open()
+    page = tab(server).open("/playground")
     expect(page.locator("#load-errors")).to_be_visible()
     expect(page.locator("#load-errors li")).to_have_count(len(listing["errors"]))
     for error in listing["errors"]:
@@ -473,7 +414,7 @@ def test_only_broken_files(
 ) -> None:
     (tmp_path / "broken.yaml").write_text(BROKEN)
     server = make_server(chains_dir=tmp_path, reload=True)
-    page = tab(server).open("?chain=broken")
+    page = tab(server).open("/playground?chain=broken")
     expect(page.locator("#load-errors li")).to_have_count(1)
     expect(page.locator("#load-errors li")).to_contain_text("broken.yaml:5")
     expect(page.locator("#chain-list a")).to_have_count(0)
@@ -558,7 +499,7 @@ def test_screenshot_of_a_conversation(
         shutil.copy(path, tmp_path / path.name)
     server = make_server(chains_dir=tmp_path)
     bedrock.state.pace = Pace(ttft_ms=250, tokens_per_second=80)
-    page = tab(server).open("?chain=chat")
+    page = tab(server).open("/playground?chain=chat")
     page.fill("#input-question", "What changes when a reply is streamed?")
     run_and_wait(page)
     page.fill("#input-question", "And what does the server do when I press Stop?")
