@@ -27,3 +27,14 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+# What the emulator tests send: a Converse message, and an Anthropic InvokeModel body.
+EMULATED_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+HI = [{"role": "user", "content": [{"text": "hi"}]}]
+HI_ANTHROPIC = [{"role": "user", "content": "hi"}]
+ANTHROPIC_BODY = {
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 50,
+    "messages": HI_ANTHROPIC,
+}

@@ -12,15 +12,9 @@ from botocore.exceptions import ClientError, EventStreamError
 
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
+from tests.helpers import ANTHROPIC_BODY, HI, HI_ANTHROPIC
+from tests.helpers import EMULATED_MODEL as MODEL
 
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
-HI = [{"role": "user", "content": [{"text": "hi"}]}]
-HI_ANTHROPIC = [{"role": "user", "content": "hi"}]
-ANTHROPIC_BODY = {
-    "anthropic_version": "bedrock-2023-05-31",
-    "max_tokens": 50,
-    "messages": HI_ANTHROPIC,
-}
 SIGNED = {"authorization": "AWS4-HMAC-SHA256 any"}
 
 

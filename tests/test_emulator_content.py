@@ -5,15 +5,9 @@ import struct
 from typing import Any
 
 from service.emulator.server import Emulator
+from tests.helpers import ANTHROPIC_BODY, HI
+from tests.helpers import EMULATED_MODEL as MODEL
 
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
-HI = [{"role": "user", "content": [{"text": "hi"}]}]
-HI_ANTHROPIC = [{"role": "user", "content": "hi"}]
-ANTHROPIC_BODY = {
-    "anthropic_version": "bedrock-2023-05-31",
-    "max_tokens": 50,
-    "messages": HI_ANTHROPIC,
-}
 WEATHER = {
     "toolSpec": {
         "name": "get_weather",
