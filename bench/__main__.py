@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.contenders.catalog import SERVERS
+from bench.contenders.catalog import PROTOCOLS, SERVERS
 from bench.procs import REPO, Emulator, pin_self_to_load_cpus
 from bench.rig import FULL, SMOKE, Rig
 
@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contenders",
         default=",".join(c.name for c in SERVERS),
-        help="comma-separated server contenders (the botocore floor always runs)",
+        help="comma-separated server contenders (the botocore floor always runs); besides "
+        "the default ones, chainserve's other wire formats: "
+        + ", ".join(c.name for c in PROTOCOLS),
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a run check only")
     parser.add_argument(
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = [name.strip() for name in args.figures.split(",") if name.strip()]
     unknown = set(figures) - set(FIGURES)
-    known = {c.name: c for c in SERVERS}
+    known = {c.name: c for c in (*SERVERS, *PROTOCOLS)}
     contenders = [name.strip() for name in args.contenders.split(",") if name.strip()]
     unknown |= set(contenders) - set(known)
     if unknown:

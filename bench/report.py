@@ -10,7 +10,16 @@ from typing import Any
 from bench.procs import REPO, cpu_layout
 from bench.stats import ratio
 
-COLUMNS = ("chainserve", "langserve", "fastapi-floor", "botocore-floor", "emulator-direct")
+COLUMNS = (
+    "chainserve",
+    "chainserve-text",
+    "chainserve-openai",
+    "chainserve-ai-sdk",
+    "langserve",
+    "fastapi-floor",
+    "botocore-floor",
+    "emulator-direct",
+)
 _PACKAGES = (
     "langchain-core", "langchain-aws", "langserve", "botocore", "fastapi", "starlette",
     "uvicorn", "httpx",

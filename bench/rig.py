@@ -87,6 +87,8 @@ def _json_process(module_args: list[str], cpus: set[int], stdin: bytes = b"") ->
 
 
 def load_job(target: Target, base_url: str, tokens: int, **extra: Any) -> dict[str, Any]:
+    if target.text_pattern is not None:
+        raise ValueError(f"{target.name}: measured by the cpu, ttfb and cold_start figures only")
     return {
         "url": base_url + target.stream_path,
         "body": target.body,
@@ -99,7 +101,6 @@ def load_job(target: Target, base_url: str, tokens: int, **extra: Any) -> dict[s
 
 def read_stream(client: httpx.Client, target: Target, base_url: str) -> tuple[float, int]:
     """Stream once; return (seconds from sending to the first token's bytes, tokens)."""
-    token = re.compile(target.token_pattern)
     body = bytearray()
     first: float | None = None
     started = time.perf_counter()
@@ -109,11 +110,18 @@ def read_stream(client: httpx.Client, target: Target, base_url: str) -> tuple[fl
         response.raise_for_status()
         for piece in response.iter_raw():
             body += piece
-            if first is None and token.search(body):
+            if first is None and count_tokens(target, body):
                 first = time.perf_counter() - started
     if first is None:
         raise RuntimeError(f"{target.name}: no token in {bytes(body[:300])!r}")
-    return first, len(token.findall(body))
+    return first, count_tokens(target, body)
+
+
+def count_tokens(target: Target, body: bytes | bytearray) -> int:
+    if target.text_pattern is None:
+        return len(re.findall(target.token_pattern, body))
+    texts = re.findall(target.text_pattern, body)
+    return sum(len(json.loads(text).split()) for text in texts)
 
 
 def gaps_beyond_pacing(streams: list[dict[str, Any]], interval_s: float) -> list[float]:

@@ -7,6 +7,7 @@
   one process with no HTTP server at all, for per-chunk CPU and time to first token.
 """
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     token_pattern: bytes = rb"\S+"
     """A regular expression matching one token in the body (default: a word of plain text)."""
+    text_pattern: bytes | None = None
+    """For formats that join the chunks that arrived together into one event: a regular
+    expression whose group is a JSON string of streamed text; the tokens are its words."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,36 @@ FASTAPI_FLOOR = Contender(
     body={"text": TEXT},
 )
 SERVERS = (CHAINSERVE, LANGSERVE, FASTAPI_FLOOR)
+
+# chainserve's other wire formats, on the same chain and the same run: measured when named
+# (``--contenders chainserve,chainserve-openai,…``), to compare encoders in one run.
+_JSON_STRING = rb'("(?:[^"\\]|\\.)*")'
+CHAINSERVE_TEXT = dataclasses.replace(
+    CHAINSERVE,
+    name="chainserve-text",
+    what="chainserve serve, text/plain",
+    headers={},
+    token_pattern=rb"\S+",
+)
+CHAINSERVE_OPENAI = dataclasses.replace(
+    CHAINSERVE,
+    name="chainserve-openai",
+    what="chainserve serve, OpenAI chat.completion.chunk events",
+    stream_path="/v1/chat/completions",
+    body={"model": "bench", "stream": True, "messages": [{"role": "user", "content": TEXT}]},
+    headers={},
+    text_pattern=rb'"delta":\{"content":' + _JSON_STRING,
+)
+CHAINSERVE_AI_SDK = dataclasses.replace(
+    CHAINSERVE,
+    name="chainserve-ai-sdk",
+    what="chainserve serve, AI SDK UI message stream",
+    stream_path="/chains/bench/chat",
+    body={"messages": [{"role": "user", "parts": [{"type": "text", "text": TEXT}]}]},
+    headers={},
+    text_pattern=rb'"type":"text-delta","id":"[^"]*","delta":' + _JSON_STRING,
+)
+PROTOCOLS = (CHAINSERVE_TEXT, CHAINSERVE_OPENAI, CHAINSERVE_AI_SDK)
 
 # The emulator itself, streamed from directly: the most the load side can drive (no server).
 EMULATOR_DIRECT = Target(
