@@ -78,6 +78,8 @@ def query_value(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 2.0 was taken as the integer 2
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 

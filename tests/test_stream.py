@@ -154,6 +154,20 @@ def test_accept_negotiation(client: httpx.Client, accept: str, sse: bool) -> Non
     assert response.headers["content-type"].startswith("text/event-stream") is sse
 
 
+@pytest.mark.parametrize(
+    ("accept", "sse"),
+    [("*/*", True), ("", True), ("text/plain", False), ("text/event-stream;q=0", False)],
+)
+def test_langserve_bodies_get_sse_unless_they_ask_for_text(
+    client: httpx.Client, accept: str, sse: bool
+) -> None:
+    """LangServe's /stream was SSE only; its clients' bodies name kwargs (LangChain.js's
+    RemoteRunnable sends Accept: */*), so they get SSE unless they ask for text."""
+    body = {**BODY, "config": {}, "kwargs": {}}
+    response = client.post("/chains/summarize/stream", json=body, headers={"Accept": accept})
+    assert response.headers["content-type"].startswith("text/event-stream") is sse
+
+
 def test_a_stalled_reader_stalls_the_model_stream(
     server: BackgroundServer, bedrock: Emulator
 ) -> None:

@@ -16,12 +16,14 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -113,6 +115,29 @@ class RunConfig(BaseModel):
         return config
 
 
+def _no_kwargs(value: Any) -> Any:
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(item, dict) and not item for item in items):
+        raise ValueError("chains take no kwargs: send {}, or one {} per input")
+    return value
+
+
+# LangServe's batch kwargs: {} — or, from LangChain.js's RemoteRunnable, one {} per input.
+BatchKwargs = Annotated[
+    Any,
+    AfterValidator(_no_kwargs),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "maxProperties": 0},
+                {"type": "array", "items": {"type": "object", "maxProperties": 0}},
+            ],
+            "description": "Accepted for LangServe clients; empty.",
+        }
+    ),
+]
+
+
 class BatchRequest(NamedTuple):
     """A validated ``/batch`` body."""
 
@@ -151,7 +176,7 @@ class ChainInputs:
             __config__=ConfigDict(extra="forbid"),
             inputs=(list[self.model], Field(min_length=1, max_length=max_batch_size)),  # type: ignore[name-defined]
             config=(RunConfig | list[RunConfig], Field(default_factory=RunConfig)),
-            kwargs=(dict[str, Any], Field(default_factory=dict, max_length=0)),
+            kwargs=(BatchKwargs, Field(default_factory=dict)),
             return_exceptions=(
                 bool,
                 Field(
@@ -169,12 +194,19 @@ class ChainInputs:
 
     def parse_request(self, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """A ``/invoke`` or ``/stream`` body → (prompt variables, run config)."""
+        variables, config, _ = self.parse_request_as_sent(body)
+        return variables, config
+
+    def parse_request_as_sent(self, body: bytes) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """:meth:`parse_request`, and whether the body was LangServe's whole form (it names
+        ``kwargs``, as LangServe's clients send it)."""
         refuse_duplicate_keys(body)
         try:
-            request = self.request_model.model_validate_json(body, strict=True)
+            request: Any = self.request_model.model_validate_json(body, strict=True)
         except ValidationError as exc:
             raise errors.invalid_input(exc) from None
-        return self._variables(request.input), request.config.to_langchain()  # type: ignore[attr-defined]
+        langserve = "kwargs" in request.model_fields_set
+        return self._variables(request.input), request.config.to_langchain(), langserve
 
     def parse_batch(self, body: bytes) -> BatchRequest:
         """A ``/batch`` body → variables per input, run config per input, return_exceptions."""

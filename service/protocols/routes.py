@@ -114,10 +114,10 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
 )
 async def stream(request: Request, name: str) -> StreamingResponse:
     chain = running.catalog(request).get(name)
-    variables, config = chain.inputs.parse_request(await running.read_body(request))
-    return await running.stream_run(
-        request, chain, variables, config, wire.negotiate(request.headers.get("accept"))
-    )
+    body = await running.read_body(request)
+    variables, config, langserve_client = chain.inputs.parse_request_as_sent(body)
+    encoder = wire.negotiate(request.headers.get("accept"), langserve_client)
+    return await running.stream_run(request, chain, variables, config, encoder)
 
 
 @router.get(

@@ -60,6 +60,8 @@ async def stream_url(request: Request, name: str) -> dict[str, Any]:
     inputs = [
         (input_name, signed_urls.query_value(value)) for input_name, value in given.input.items()
     ]
+    # The URL's query must mean what the body meant: read it back as the GET route will.
+    chain.inputs.parse_query(inputs)
     base = str(request.base_url).rstrip("/")
 
     # Left by the API-key middleware: the signing key of the key this request came with.

@@ -89,12 +89,18 @@ class ServerSentEvents:
         return sse_event("error", error.body(request_id))
 
 
-def negotiate(accept: str | None) -> Encoder:
-    """SSE when the client accepts ``text/event-stream`` (with q > 0); plain text otherwise."""
+def negotiate(accept: str | None, langserve_client: bool = False) -> Encoder:
+    """SSE when the client accepts ``text/event-stream`` (with q > 0); plain text otherwise —
+    but for a LangServe client (its body names ``kwargs``) that names neither: LangServe's
+    ``/stream`` was SSE only, and LangChain.js's RemoteRunnable sends ``Accept: */*``."""
+    accepted = {}
     for item in (accept or "").split(","):
         media_type, *params = (part.strip() for part in item.split(";"))
-        if media_type == "text/event-stream" and "q=0" not in params and "q=0.0" not in params:
-            return ServerSentEvents()
+        accepted[media_type] = "q=0" not in params and "q=0.0" not in params
+    if accepted.get("text/event-stream"):
+        return ServerSentEvents()
+    if langserve_client and not {"text/plain", "text/event-stream"} & accepted.keys():
+        return ServerSentEvents()
     return PlainText()
 
 
