@@ -3,7 +3,7 @@
 Keys come from ``CHAINSERVE_API_KEYS``, or from an SSM Parameter Store parameter or a Secrets
 Manager secret named in the settings, resolved once at start-up and kept in memory. A request
 sends one as ``x-api-key: KEY`` or ``Authorization: Bearer KEY``; every route but the health
-check and the playground page (:data:`EXEMPT_PATHS`) needs it. Keys are compared in constant
+check, the playground page and the API docs (:data:`EXEMPT_PATHS`) needs it. Keys are compared in constant
 time and never logged; surrounding whitespace in a header is ignored. Keys belong in headers:
 query parameters named like keys are redacted in uvicorn's access log all the same.
 

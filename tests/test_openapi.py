@@ -180,3 +180,10 @@ def test_keys_are_declared_and_required(keyed: BackgroundServer) -> None:
     unauthorized = httpx.get(f"{keyed.url}/chains")
     _validate(unauthorized.json(), "ErrorBody", document)
     assert httpx.get(f"{keyed.url}/v1/models").json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_keyed_servers_document_shows_no_test_inputs(keyed: BackgroundServer) -> None:
+    """Anyone may read the document of a server with keys: the examples, taken from chain
+    files' tests (which may hold real samples), are left out there."""
+    text = httpx.get(f"{keyed.url}/openapi.json").text
+    assert "What is my name?" not in text and '"example"' not in text

@@ -41,7 +41,7 @@ class FieldError(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error response's body (service/runs/errors.py), but under ``/v1/``."""
+    """Every error response's body (service/runs/errors.py), except under ``/v1/``."""
 
     status_code: int
     code: str = Field(description="Stable, for programs: `invalid_input`, `throttled` …")
@@ -258,7 +258,9 @@ class _Document:
             return operation
         if described.body is not None:
             media: dict[str, Any] = {"schema": self.schema(described.body, context)}
-            example = described.example(context) if described.example else None
+            # Examples come from chain files' tests, which may hold real samples: a document
+            # anyone may read (keys configured, /openapi.json needs none) shows none.
+            example = described.example(context) if described.example and not self.keyed else None
             if example is not None:
                 media["example"] = example
             operation["requestBody"] = {"required": True, "content": {JSON: media}}
