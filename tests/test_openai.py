@@ -192,6 +192,7 @@ def test_other_inputs_come_from_inputs(client: openai.OpenAI) -> None:
         ({"top_p": -0.1}, "top_p", "outside 0–1"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
         ({"n": 2}, "n", "one answer per request"),
+        ({"n": True}, "n", "one answer per request"),  # JSON true is not 1
         ({"logprobs": True}, "logprobs", "no log probabilities"),
         ({"response_format": {"type": "json_object"}}, "response_format", "output's form"),
         ({"frequency_penalty": 0.5}, "frequency_penalty", "no frequency penalty"),

@@ -87,3 +87,16 @@ def test_aborted_upload_is_one_info_line(
     assert line.levelname == "INFO" and "client went away during the upload" in line.getMessage()
     assert [r for r in lines if r.levelno >= 40 or r.exc_info] == []
     assert bedrock.state.calls == []
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(client: httpx.Client, constant: str) -> None:
+    body = '{"input": {"text": "x"}, "config": {"metadata": {"score": CONSTANT}}}'
+    body = body.replace("CONSTANT", constant)
+    response = client.post(
+        "/chains/summarize/invoke", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "body", "message": f"{constant} is not a JSON number; send a number, or null"}
+    ]

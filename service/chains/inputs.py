@@ -293,8 +293,13 @@ class _Repeated(dict[str, Any]):
 
 def refuse_duplicate_keys(body: bytes) -> None:
     """422 naming the first key given twice in a JSON object (``input.text``), where a JSON
-    parser would silently keep the last value. Invalid JSON is left to the validation."""
+    parser would silently keep the last value; 422 for ``NaN`` and ``Infinity``, which are not
+    JSON (Python's parser takes them, and they would come back out unreadable). Invalid JSON is
+    left to the validation."""
     repeated = False
+
+    def not_json(constant: str) -> Any:
+        raise errors.bad_request("body", f"{constant} is not a JSON number; send a number, or null")
 
     def pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         nonlocal repeated
@@ -311,7 +316,7 @@ def refuse_duplicate_keys(body: bytes) -> None:
         return marked
 
     try:
-        document = json.loads(body, object_pairs_hook=pairs_to_dict)
+        document = json.loads(body, object_pairs_hook=pairs_to_dict, parse_constant=not_json)
     except (ValueError, RecursionError):
         return
     if repeated:

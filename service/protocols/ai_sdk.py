@@ -39,16 +39,6 @@ from service.runs.stream import RunInfo
 
 router = APIRouter()
 
-# Bedrock's stop reasons (Converse and InvokeModel) → the AI SDK's finish reasons.
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "content_filtered": "content-filter",
-    "guardrail_intervened": "content-filter",
-    "tool_use": "tool-calls",
-}
-
 
 class UIMessage(BaseModel):
     """A message as ``useChat`` keeps it; only ``role`` and the text of ``parts`` are used."""
@@ -195,8 +185,6 @@ class UIMessageStream:
         )
 
     def chunks(self, chunks: list[str]) -> bytes:
-        if not chunks:  # a run that finished with no output
-            return b""
         return self._DELTA + json.dumps("".join(chunks)).encode() + b"}\n\n"
 
     def closing(self, info: RunInfo) -> bytes:
@@ -204,7 +192,7 @@ class UIMessageStream:
         finish: dict[str, Any] = {"type": "finish"}
         if info.stop_reason:
             metadata["stop_reason"] = info.stop_reason
-            finish["finishReason"] = _FINISH_REASONS.get(info.stop_reason, "other")
+            finish["finishReason"] = (info.finish_reason or "other").replace("_", "-")
         finish["messageMetadata"] = metadata
         return (
             _event({"type": "text-end", "id": self._TEXT_ID})

@@ -30,23 +30,6 @@ from service.runs.stream import RunInfo
 router = APIRouter()
 PATH_PREFIX = "/v1/"
 
-# Bedrock's stop reasons (Converse and the Anthropic body) → OpenAI's finish_reason.
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
-    "refusal": "content_filter",
-    "tool_use": "tool_calls",
-}
-
-
-def finish_reason(stop_reason: str | None) -> str:
-    """OpenAI's finish_reason for a run that stopped for ``stop_reason`` (unknown: ``stop``)."""
-    return _FINISH_REASONS.get(stop_reason or "", "stop")
-
 
 @router.get("/v1/models", tags=["openai"], summary="OpenAI: the chains that take a conversation")
 async def list_models(request: Request) -> JSONResponse:
@@ -132,7 +115,7 @@ def _completion(model: str, output: str, info: RunInfo) -> dict[str, Any]:
                 "index": 0,
                 "message": {"role": "assistant", "content": output, "refusal": None},
                 "logprobs": None,
-                "finish_reason": finish_reason(info.stop_reason),
+                "finish_reason": info.finish_reason or "stop",
             }
         ],
         "usage": _usage(info),
@@ -187,7 +170,7 @@ class ChatCompletionChunks:
         return self._before_text + json.dumps("".join(chunks)).encode() + self._after_text
 
     def closing(self, info: RunInfo) -> bytes:
-        last = self._choice("{}", json.dumps(finish_reason(info.stop_reason)))
+        last = self._choice("{}", json.dumps(info.finish_reason or "stop"))
         if self._include_usage:
             usage = json.dumps(_usage(info), separators=(",", ":"))
             last += f'{self._head}"choices":[],"usage":{usage}}}\n\n'.encode()

@@ -103,7 +103,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         raise errors.bad_request("model", "required: the name of a chain (GET /v1/models)")
     for name, (passing, why) in _UNSUPPORTED.items():
         value = body.get(name)
-        if value is not None and value not in passing:
+        if value is not None and not any(_same(value, allowed) for allowed in passing):
             raise _refused(name, f"{json.dumps(value)[:60]} is not supported: {why}")
     inputs = body.get("inputs")
     if inputs is not None and not isinstance(inputs, dict):
@@ -211,6 +211,11 @@ def _stop(stop: Any) -> list[str]:
     if "" in sequences:
         raise _refused("stop", "an empty stop sequence (Bedrock refuses it); remove it")
     return sequences
+
+
+def _same(value: Any, allowed: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1.0`` is (Python's ``==`` says both are)."""
+    return value == allowed and isinstance(value, bool) == isinstance(allowed, bool)
 
 
 def _integer(body: dict[str, Any], name: str) -> int | None:

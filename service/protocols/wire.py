@@ -113,7 +113,7 @@ async def encode(
 ) -> AsyncIterator[bytes]:
     """The response body of a started run; ``describe`` maps (and logs) a mid-stream failure,
     which ends the body in-band under ``request_id``."""
-    yield wire.opening(run.info) + wire.chunks(first)
+    yield wire.opening(run.info) + (wire.chunks(first) if first else b"")
     try:
         async for chunks in run.rest():
             yield wire.chunks(chunks)

@@ -81,6 +81,20 @@ class UsageCollector(BaseCallbackHandler):
                     self.stop_reason = str(reason)
 
 
+# Why a model stopped (Bedrock's stop reasons, Converse's and InvokeModel's) → why the run
+# finished, in the words chat protocols use (OpenAI's spelling; the AI SDK's has hyphens).
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "refusal": "content_filter",
+    "tool_use": "tool_calls",
+}
+
+
 @dataclass
 class RunInfo:
     """What a run reports besides its output."""
@@ -105,6 +119,11 @@ class RunInfo:
     def stop_reason(self) -> str | None:
         """Why the model stopped (``end_turn``, ``max_tokens``, ``stop_sequence`` …), if it said."""
         return self.collector.stop_reason
+
+    @property
+    def finish_reason(self) -> str | None:
+        """:data:`FINISH_REASONS` of the stop reason; ``None`` if unknown or not given."""
+        return FINISH_REASONS.get(self.stop_reason or "")
 
     def summary(self) -> dict[str, Any]:
         """The run id, usage, latency and stop reason (when the model gave one), as invoke's
