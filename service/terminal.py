@@ -1,4 +1,4 @@
-"""The workbench in a terminal: ``chainserve render`` and ``chainserve run``.
+"""The workbench in a terminal: ``chainserve render``, ``chainserve run`` and ``chainserve sign``.
 
 Inputs come as ``-i key=value`` (``-i history=@turns.json`` reads the value from a file) and
 are checked by the same rules as HTTP requests' query strings: text, converted to the input's
@@ -9,6 +9,7 @@ type; ``messages`` inputs are JSON. Output goes to stdout, everything else to st
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,47 @@ def _example_input(chain: Chain) -> dict[str, Any]:
 
 def _shell_single(text: str) -> str:
     return text.replace("'", "'\\''")
+
+
+def sign_command(args: argparse.Namespace) -> int:
+    """``chainserve sign CHAIN -i NAME=VALUE …``: what ``POST /chains/CHAIN/stream-url`` returns,
+    signed with the first of the keys the server's settings name (CHAINSERVE_API_KEYS …)."""
+    from service import signed_urls
+    from service.auth import ApiKeysUnavailable, load_keys
+
+    def fail(message: str, status: int = 2) -> int:
+        print(f"chainserve sign: {message}", file=sys.stderr)
+        return status
+
+    try:
+        settings = Settings()
+        keys = load_keys(settings)
+    except ValidationError as exc:  # a CHAINSERVE_* variable with a bad value
+        return fail(f"invalid settings: {exc}")
+    except ApiKeysUnavailable as exc:
+        return fail(str(exc), 1)
+    if not keys:
+        return fail(
+            "no API key is configured: set CHAINSERVE_API_KEYS (or CHAINSERVE_API_KEYS_SSM_PARAMETER"
+            " or CHAINSERVE_API_KEYS_SECRET_ID) as the server has them; a server without keys "
+            "needs no signed URL"
+        )
+    if not 1 <= args.expires <= settings.signed_url_max_seconds:
+        return fail(
+            f"--expires: from 1 to {settings.signed_url_max_seconds} seconds "
+            "(CHAINSERVE_SIGNED_URL_MAX_SECONDS)"
+        )
+    try:
+        chain, _ = _load(args, endpoint_url=None)  # validated as GET …/stream will
+        inputs = list(parse_inputs(args.input).items())
+    except CommandError as exc:
+        return fail(str(exc), exc.status)
+    expires = signed_urls.expiry(time.time(), args.expires)
+    key = signed_urls.signing_key(keys[0].get_secret_value().encode())
+    try:
+        path = signed_urls.sign(chain.name, inputs, key, expires)
+    except UnicodeEncodeError:  # undecodable bytes in an argument
+        return fail("-i: values must be UTF-8 text")
+    print(args.base_url.rstrip("/") + path)
+    print(f"expires at {signed_urls.iso(expires)} (in {args.expires} s)", file=sys.stderr)
+    return 0

@@ -60,18 +60,19 @@ def conversation_inputs(
     *,
     messages_field: str = "messages",
     extra_field: str = "inputs",
+    chain_field: str = "model",
 ) -> dict[str, Any]:
     """The prompt variables for ``turns`` (plus ``extra``) on ``chain``.
 
     Errors name the request's fields as the protocol calls them (``messages_field``,
-    ``extra_field``), with the fix.
+    ``extra_field``, and ``chain_field`` for the chain), with the fix.
     """
     shape = chat_shape(chain.spec)
     if shape is None:
         raise errors.bad_request(
-            "model",
+            chain_field,
             f"chain {chain.name!r} cannot take a conversation: it needs exactly one required "
-            "string input (or one string input) for the user's message",
+            "string input (or one string input) for the user's message; use /invoke or /stream",
         )
     if not turns or turns[-1].role != "user":
         raise errors.bad_request(

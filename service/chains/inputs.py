@@ -12,7 +12,7 @@ attributes never shadow it, and schemas and error messages show the real name.
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import (
@@ -200,21 +200,13 @@ class ChainInputs:
     def parse_request_as_sent(self, body: bytes) -> tuple[dict[str, Any], dict[str, Any], bool]:
         """:meth:`parse_request`, and whether the body was LangServe's whole form (it names
         ``kwargs``, as LangServe's clients send it)."""
-        refuse_duplicate_keys(body)
-        try:
-            request: Any = self.request_model.model_validate_json(body, strict=True)
-        except ValidationError as exc:
-            raise errors.invalid_input(exc) from None
+        request: Any = parse_body(self.request_model, body)
         langserve = "kwargs" in request.model_fields_set
         return self._variables(request.input), request.config.to_langchain(), langserve
 
     def parse_batch(self, body: bytes) -> BatchRequest:
         """A ``/batch`` body → variables per input, run config per input, return_exceptions."""
-        refuse_duplicate_keys(body)
-        try:
-            request: Any = self.batch_model.model_validate_json(body, strict=True)
-        except ValidationError as exc:
-            raise errors.invalid_input(exc) from None
+        request: Any = parse_body(self.batch_model, body)
         configs = request.config if isinstance(request.config, list) else None
         if configs is not None and len(configs) != len(request.inputs):
             raise errors.bad_request(
@@ -289,6 +281,19 @@ class _Repeated(dict[str, Any]):
     """A JSON object in which ``key`` appeared more than once."""
 
     key = ""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], body: bytes) -> M:
+    """A JSON request body as ``model``, strictly (``"3"`` is not an integer); a key given twice,
+    ``NaN`` and invalid JSON refused: 422 naming each bad field, with the fix."""
+    refuse_duplicate_keys(body)
+    try:
+        return model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise errors.invalid_input(exc) from None
 
 
 def refuse_duplicate_keys(body: bytes) -> None:

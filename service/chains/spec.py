@@ -222,6 +222,11 @@ class ChainSpec(Strict):
     _source: tuple[Path, int] = PrivateAttr(default=(Path("<memory>"), 1))
     """The file it came from, and the line of its ``model`` (for errors found later)."""
 
+    @property
+    def source_path(self) -> Path:
+        """The chain file it came from (``<memory>`` for one that has none)."""
+        return self._source[0]
+
     @field_validator("inputs")
     @classmethod
     def _identifier_names(cls, inputs: dict[str, InputSpec]) -> dict[str, InputSpec]:

@@ -34,7 +34,7 @@ def _assets() -> dict[str, str]:
 
 _ASSETS = _assets()
 PAGE_PATH = "/playground"
-_ICON = (
+ICON = (  # chainserve's favicon (the docs page uses it too)
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     '<rect width="16" height="16" rx="4" fill="#2f5fd0"/>'
     '<path d="M4 5h8M4 8h6M4 11h4" stroke="#fff" stroke-width="1.6" stroke-linecap="round"/></svg>'
@@ -71,7 +71,7 @@ async def page() -> Response:
 
 @router.get(f"{PAGE_PATH}/favicon.svg")
 async def icon() -> Response:
-    return Response(_ICON, media_type="image/svg+xml", headers=HEADERS)
+    return Response(ICON, media_type="image/svg+xml", headers=HEADERS)
 
 
 def _asset_route(name: str, media_type: str) -> None:

@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.chains.catalog import Chain
-from service.chains.conversation import Turn, chat_shape, conversation_inputs
-from service.chains.inputs import refuse_duplicate_keys
+from service.chains.conversation import Turn, conversation_inputs
+from service.chains.inputs import parse_body
 from service.protocols import running
 from service.runs import errors
 from service.runs.errors import ApiError
@@ -97,17 +97,7 @@ async def chat(request: Request, name: str) -> StreamingResponse:
 
 def chat_variables(chain: Chain, body: bytes) -> dict[str, Any]:
     """A ``useChat`` request body → the chain's prompt variables; 4xx naming the field."""
-    if chat_shape(chain.spec) is None:
-        raise errors.bad_request(
-            "name",
-            f"chain {chain.name!r} cannot take a conversation: it needs exactly one required "
-            "string input (or one string input) for the user's message; use /invoke or /stream",
-        )
-    refuse_duplicate_keys(body)
-    try:
-        chat = ChatRequest.model_validate_json(body, strict=True)
-    except ValidationError as exc:
-        raise errors.invalid_input(exc) from None
+    chat = parse_body(ChatRequest, body)
     for field in chat.model_extra or {}:
         if field in chain.spec.inputs:
             raise errors.bad_request(
@@ -115,7 +105,7 @@ def chat_variables(chain: Chain, body: bytes) -> dict[str, Any]:
                 f'an input of chain {chain.name!r} goes inside "inputs" '
                 f'({{"inputs": {{"{field}": …}}}}), not at the top level of the body',
             )
-    return conversation_inputs(chain, _turns(chat.messages), chat.inputs)
+    return conversation_inputs(chain, _turns(chat.messages), chat.inputs, chain_field="name")
 
 
 def _turns(messages: list[UIMessage]) -> list[Turn]:

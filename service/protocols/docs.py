@@ -24,6 +24,8 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service import playground
+
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 
@@ -56,12 +58,7 @@ window.ui = SwaggerUIBundle({
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
 });
 """
-_ICON = (
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
-    '<rect width="16" height="16" rx="4" fill="#2f5fd0"/>'
-    '<path d="M4 5h8M4 8h6M4 11h4" stroke="#fff" stroke-width="1.6" stroke-linecap="round"/></svg>'
-)
-_OURS = {"swagger-init.js": _SWAGGER_INIT, "favicon.svg": _ICON}
+_OURS = {"swagger-init.js": _SWAGGER_INIT, "favicon.svg": playground.ICON}
 
 _PAGE = """\
 <!doctype html>

@@ -34,12 +34,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from service.chains.catalog import Chain
-from service.chains.inputs import ChainInputs, RunConfig, refuse_duplicate_keys
+from service.chains.inputs import ChainInputs, RunConfig, parse_body
 from service.protocols import running, wire
-from service.runs import errors
 from service.runs.errors import ApiError
 from service.runs.events import EventStream, Kind
 from service.runs.stream import RunInfo
@@ -186,11 +185,7 @@ def parse(
     chain: Chain, body: bytes, route: Route
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str] | None]]:
     """A ``route`` body → (prompt variables, run config, LangChain's filters)."""
-    refuse_duplicate_keys(body)
-    try:
-        request: Any = request_model(chain, route).model_validate_json(body, strict=True)
-    except ValidationError as exc:
-        raise errors.invalid_input(exc) from None
+    request: Any = parse_body(request_model(chain, route), body)
     # The input is valid already; parse_data makes the chain's variables of it (messages as
     # LangChain messages), as /stream's parsing does.
     variables = chain.inputs.parse_data(request.input.model_dump(by_alias=True))

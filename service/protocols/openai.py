@@ -99,7 +99,7 @@ def _modified(chain: Chain) -> int:
     """When the chain file was last changed: the nearest thing a chain has to a creation
     time (0 for a chain that has no file)."""
     try:
-        return int(os.stat(chain.spec._source[0]).st_mtime)
+        return int(os.stat(chain.spec.source_path).st_mtime)
     except OSError:
         return 0
 

@@ -10,10 +10,10 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service import signed_urls
-from service.chains.inputs import refuse_duplicate_keys, whole_number
+from service.chains.inputs import parse_body, whole_number
 from service.protocols import running
 from service.runs import errors
 from service.settings import Settings
@@ -44,11 +44,7 @@ async def stream_url(request: Request, name: str) -> dict[str, Any]:
     chain = running.catalog(request).get(name)
     settings: Settings = request.app.state.settings
     body = await running.read_body(request)
-    refuse_duplicate_keys(body)  # as /invoke: a key given twice is an error, not the last
-    try:
-        given = StreamUrlRequest.model_validate_json(body, strict=True)
-    except ValidationError as exc:
-        raise errors.invalid_input(exc) from None
+    given = parse_body(StreamUrlRequest, body)
     chain.inputs.parse_data(given.input, prefix="input")  # 422 naming the field, as /invoke
     seconds = given.expires_in or min(DEFAULT_SECONDS, settings.signed_url_max_seconds)
     if seconds > settings.signed_url_max_seconds:
