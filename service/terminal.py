@@ -21,7 +21,7 @@ from service.chains.render import render
 from service.chains.runnable import opened_streams
 from service.local import bedrock_for
 from service.runs import errors
-from service.runs.stream import RunInfo
+from service.runs.info import RunInfo
 from service.settings import Settings
 
 

@@ -19,7 +19,7 @@ from service.chains.render import render, transcript
 from service.chaintests.checks import Failure, run_checks
 from service.chaintests.spec import ChainTest
 from service.runs import errors
-from service.runs.stream import RunInfo
+from service.runs.info import RunInfo
 
 Status = Literal["passed", "failed", "error"]
 

@@ -35,7 +35,7 @@ from service.chains.inputs import parse_body
 from service.protocols import running
 from service.runs import errors
 from service.runs.errors import ApiError
-from service.runs.stream import RunInfo
+from service.runs.info import RunInfo
 
 router = APIRouter()
 

@@ -41,7 +41,7 @@ from service.chains.inputs import ChainInputs, RunConfig, parse_body
 from service.protocols import running, wire
 from service.runs.errors import ApiError
 from service.runs.events import EventStream, Kind
-from service.runs.stream import RunInfo
+from service.runs.info import RunInfo
 
 router = APIRouter()
 

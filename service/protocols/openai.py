@@ -25,7 +25,7 @@ from service.chains.runnable import with_params
 from service.protocols import running
 from service.protocols.openai_request import parse_chat_request
 from service.runs import errors
-from service.runs.stream import RunInfo
+from service.runs.info import RunInfo
 
 router = APIRouter()
 PATH_PREFIX = "/v1/"

@@ -10,7 +10,7 @@ from service.chains.catalog import Chain
 from service.chains.render import render as render_prompt
 from service.protocols import running, wire
 from service.runs.batch import run_batch
-from service.runs.stream import RunInfo, Usage
+from service.runs.info import RunInfo, Usage
 
 router = APIRouter()
 

@@ -16,7 +16,8 @@ from starlette.requests import ClientDisconnect
 from service.chains.catalog import Catalog, Chain
 from service.protocols import wire
 from service.runs import errors
-from service.runs.stream import ChainRun, RunInfo, Workers
+from service.runs.info import RunInfo
+from service.runs.stream import ChainRun, Workers
 from service.settings import Settings
 
 log = logging.getLogger("chainserve")

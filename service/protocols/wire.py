@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from service.runs.errors import ApiError
-from service.runs.stream import ChainRun, RunInfo
+from service.runs.info import RunInfo
+from service.runs.stream import ChainRun
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",

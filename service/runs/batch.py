@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 
-from service.runs.stream import RunInfo
+from service.runs.info import RunInfo
 
 
 def run_batch(
