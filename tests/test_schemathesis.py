@@ -99,7 +99,15 @@ def test_api_matches_its_document(
 ) -> None:
     bedrock.state.pace = Pace(reply_tokens=3)
     server = make_server(**({"api_keys": KEY} if keys else {}))
-    config = CONFIG + (f'\n[auth.openapi.apiKey]\napi_key = "{KEY}"\n' if keys else "")
+    config = CONFIG
+    if keys:
+        # A keyed server's document shows no examples (they come from chain tests), and a few
+        # generated bodies rarely pass a chain's rules (a chat ends with the user's text): the
+        # open run, with examples and the coverage phase, is the one that sees every route work.
+        config = config.replace(
+            "every_operation_succeeds.enabled = true", "every_operation_succeeds.enabled = false"
+        )
+        config += f'\n[auth.openapi.apiKey]\napi_key = "{KEY}"\n'
     (tmp_path / "schemathesis.toml").write_text(config)
     command = [
         sys.executable,
