@@ -158,7 +158,8 @@ ROUTES: dict[tuple[str, str], Described] = {
     ("POST", "/chains/{name}/stream"): Described(
         {"text/plain": {"type": "string"}, "text/event-stream": STREAM_EVENTS},
         description=f"`text/plain` (the default): {PLAIN_TEXT}\n\n"
-        f"`text/event-stream` (with `Accept: text/event-stream`): {SERVER_SENT_EVENTS}",
+        f"`text/event-stream` (with `Accept: text/event-stream`, or for a body with `kwargs`, "
+        f"LangServe's clients', that names neither type): {SERVER_SENT_EVENTS}",
         body=_request,
         example=_with_input,
         errors=(404, *BODY, *MODEL),
