@@ -30,8 +30,9 @@ $(WHEELS)/.done: requirements.lock $(TEST_STAMP)
 	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -r requirements.lock -d $(WHEELS)
 	touch $@
 
-# The AWS SDK for JavaScript, for the emulator's HTTP/2 tests (tests/test_emulator_js.py). Only
-# where Node is installed; elsewhere those tests skip (CI installs Node: .ci/run).
+# The JavaScript clients the Node tests drive (tests/js: the AWS SDK for JavaScript, the ai
+# package, @langchain/core). Only where Node is installed; elsewhere those tests skip (CI
+# installs Node: .ci/run).
 JS_STAMP := tests/js/node_modules/.installed
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund
