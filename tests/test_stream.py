@@ -87,6 +87,19 @@ def test_sse_says_when_max_tokens_cut_the_reply(client: httpx.Client, bedrock: E
     assert metadata["usage"]["output_tokens"] == 400 and metadata["stop_reason"] == "max_tokens"
 
 
+def test_a_text_stream_cut_by_max_tokens_says_so_in_its_run_log_line(
+    client: httpx.Client, bedrock: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="chainserve")
+    bedrock.state.pace = Pace(reply_tokens=500)  # summarize allows 400
+    response = client.post("/chains/summarize/stream", json=BODY)
+    assert response.status_code == 200 and "[error]" not in response.text  # a complete stream
+    run_id = response.headers["x-run-id"]
+    wait_for(lambda: any(run_id in r.getMessage() for r in caplog.records))
+    [line] = [r.getMessage() for r in caplog.records if run_id in r.getMessage()]
+    assert line.startswith("stream chain=summarize ") and line.endswith("stop_reason=max_tokens")
+
+
 def test_sse_for_eventsource_via_get(client: httpx.Client) -> None:
     response = client.get("/chains/translate/stream", params={"text": "Hi", "language": "German"})
     assert response.status_code == 200

@@ -109,9 +109,12 @@ def failure(
 
 
 def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
+    """One info line per finished run: what it cost, and why the model stopped — so a reply
+    cut by ``max_tokens`` (a complete text/plain stream all the same) says so under its run id."""
     usage = info.usage
     log.info(
-        "%s chain=%s run_id=%s request_id=%s latency_ms=%d input_tokens=%d output_tokens=%d",
+        "%s chain=%s run_id=%s request_id=%s latency_ms=%d input_tokens=%d output_tokens=%d "
+        "stop_reason=%s",
         route,
         chain.name,
         info.run_id,
@@ -119,6 +122,7 @@ def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
         info.latency_ms,
         usage.input_tokens,
         usage.output_tokens,
+        info.stop_reason or "-",
     )
 
 
