@@ -236,3 +236,78 @@ def test_no_message_names_an_internal_class(tmp_path: Path) -> None:
     for message in messages:
         assert not any(re.search(rf"\b{name}\b", message) for name in classes), message
         assert "Input should" not in message and "\n" not in message, message
+
+
+INPUT_HEAD = HEAD + "    - user: '{x}'\ninputs:\n  x:\n"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            "    pattern: '(?P<id>[0-9]+)'\n",
+            "8: inputs.x.pattern: pattern '(?P<id>[0-9]+)': (?P… is Python-only syntax",
+        ),
+        (
+            "    pattern: '[a-'\n",
+            "8: inputs.x.pattern: pattern '[a-': not a regular expression: unterminated",
+        ),
+        (
+            "    pattern: '^a\\Z'\n",
+            "8: inputs.x.pattern: pattern '^a\\\\Z': \\Z is Python-only; use $ for the end",
+        ),
+        (
+            "    pattern: '^[a-z]+$'\n    default: B\n",
+            "7: inputs.x: default 'B' does not match pattern",
+        ),
+        (
+            "    type: number\n    minimum: 5\n    maximum: 1\n",
+            "7: inputs.x: minimum 5 is above maximum 1; swap them",
+        ),
+        (
+            "    type: boolean\n    minimum: 0\n",
+            "7: inputs.x: minimum applies to integer and number inputs, not boolean",
+        ),
+        ("    type: integer\n    maximum: 2.5\n", "7: inputs.x: maximum 2.5 is not an integer"),
+        (
+            "    type: number\n    minimum: .inf\n",
+            "7: inputs.x: minimum inf is not a finite number",
+        ),
+        (
+            "    type: number\n    default: .nan\n",
+            "7: inputs.x: nan is not a finite number; no request could send it",
+        ),
+        (
+            "    type: integer\n    minimum: 1\n    enum: [0, 1]\n",
+            "7: inputs.x: 0 is outside minimum/maximum; fix one of them",
+        ),
+        (
+            "    type: integer\n    min_length: 1\n",
+            "7: inputs.x: min_length applies to string inputs, not integer",
+        ),
+        (
+            "    enum: [a, b]\n    pattern: a\n",
+            "7: inputs.x: pattern does not apply to an enum input",
+        ),
+        (
+            "    min_length: 9\n    max_length: 3\n",
+            "7: inputs.x: min_length 9 is above max_length 3",
+        ),
+        ("    roles: [system]\n", "7: inputs.x: roles applies to messages inputs, not string"),
+    ],
+)
+def test_input_constraints_name_the_key(tmp_path: Path, lines: str, expected: str) -> None:
+    assert only_error(tmp_path, INPUT_HEAD + lines).startswith(expected)
+
+
+def test_roles_are_checked(tmp_path: Path) -> None:
+    text = (
+        HEAD + "    - placeholder: x\ninputs:\n  x:\n    type: messages\n    roles: [user, user]\n"
+    )
+    assert (
+        only_error(tmp_path, text) == "9: inputs.x.roles: roles lists a role twice; list each once"
+    )
+    bad = text.replace("[user, user]", "[user, tool]")
+    assert "inputs.x.roles" in only_error(tmp_path, bad) and "system" in only_error(tmp_path, bad)
+    ok = load_file(write(tmp_path, "ok.yaml", text.replace("[user, user]", "[system, user]")))
+    assert ok.inputs["x"].allowed_roles == ("system", "user")

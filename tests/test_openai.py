@@ -49,7 +49,7 @@ def test_models_are_the_chains_that_take_a_conversation(
         (tmp_path / path.name).write_text(path.read_text())
     # Two required strings: no input is "the user's message", so it is not a model.
     (tmp_path / "pair.yaml").write_text(
-        "model: {id: m}\nprompt:\n  messages:\n    - user: '{a} {b}'\ninputs: {a: {}, b: {}}\n"
+        "model: {id: anthropic.claude-3-haiku-20240307-v1:0}\nprompt:\n  messages:\n    - user: '{a} {b}'\ninputs: {a: {}, b: {}}\n"
     )
     client = sdk(make_server(chains_dir=tmp_path))
     models = {model.id: model for model in client.models.list()}

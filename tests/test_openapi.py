@@ -93,7 +93,7 @@ def test_similar_chain_names_get_their_own_schemas(tmp_path: Path, bedrock: Emul
     from service.settings import Settings
 
     for name, variable in (("a-b", "first"), ("a_b", "second")):
-        chain = "model: {id: m}\nprompt: {messages: [user: '{VAR}']}\ninputs: {VAR: {}}\n"
+        chain = "model: {id: anthropic.claude-3-haiku-20240307-v1:0}\nprompt: {messages: [user: '{VAR}']}\ninputs: {VAR: {}}\n"
         (tmp_path / f"{name}.yaml").write_text(chain.replace("VAR", variable))
     settings = Settings(chains_dir=tmp_path, bedrock_endpoint_url=bedrock.url)
     with BackgroundServer(create_app(settings)) as server:

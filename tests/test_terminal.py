@@ -122,7 +122,7 @@ def test_run_says_a_chat_bedrock_failure_once(chains_dir: Path, bedrock: Emulato
 
 def test_dev_says_try_once_the_port_is_bound(tmp_path: Path) -> None:
     (tmp_path / "echo.yaml").write_text(
-        "model:\n  id: m.x\nprompt:\n  messages:\n    - user: 'Say {words} {times} times'\n"
+        "model:\n  id: anthropic.claude-3-haiku-20240307-v1:0\nprompt:\n  messages:\n    - user: 'Say {words} {times} times'\n"
         "inputs:\n  words: {}\n  times: {type: integer}\n"
     )
     port = free_port()

@@ -4,7 +4,9 @@ Completions, the AI SDK's ``useChat``).
 - The last message is the user's: its text goes to the chain's *message input* — its one
   required string input or, when it has none, its one string input (enums aside).
 - The messages before it (system, user, assistant, in order) go to the chain's ``messages``
-  input, its history. A chain without one takes a single user message.
+  input, its history. A chain without one takes a single user message. A system message is
+  refused (422 naming the messages field) unless that input's ``roles`` lists system: it would
+  join the chain's own system prompt.
 - Every other input comes from ``extra`` (a protocol's ``inputs`` body field), validated as
   ``/invoke`` validates it.
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.chains.catalog import Chain
+from service.chains.messages import SYSTEM_OPT_IN
 from service.chains.spec import ChainSpec
 from service.runs import errors
 
@@ -85,6 +88,16 @@ def conversation_inputs(
             f"chain {chain.name!r} takes no conversation history (it has no messages input); "
             "send only the user's message",
         )
+    if shape.history_input is not None:
+        allowed = chain.spec.inputs[shape.history_input].allowed_roles
+        refused = sorted({turn.role for turn in earlier} - set(allowed))
+        if refused:
+            hint = f"; {SYSTEM_OPT_IN}" if "system" in refused else ""
+            raise errors.bad_request(
+                messages_field,
+                f"chain {chain.name!r} takes no {' or '.join(refused)} messages (its history "
+                f"takes {' and '.join(allowed)} turns); remove them{hint}",
+            )
     extra = dict(extra or {})
     for name in (shape.message_input, shape.history_input):
         if name is not None and name in extra:

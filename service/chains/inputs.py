@@ -14,7 +14,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -26,19 +25,12 @@ from pydantic import (
     WithJsonSchema,
     create_model,
     field_validator,
-    model_validator,
 )
 
+from service.chains.messages import ChatMessage, message_model, shown
+from service.chains.patterns import compile_pattern
 from service.chains.spec import ChainSpec, InputSpec
 from service.runs import errors
-
-_MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
-    "system": SystemMessage,
-    "user": HumanMessage,
-    "human": HumanMessage,
-    "assistant": AIMessage,
-    "ai": AIMessage,
-}
 
 
 def whole_number(value: Any) -> Any:
@@ -51,31 +43,6 @@ def whole_number(value: Any) -> Any:
 
 # An integer field of a request: strict (no "3", no true), whole-number floats included.
 WholeInt = Annotated[int, BeforeValidator(whole_number)]
-
-
-class ChatMessage(BaseModel):
-    """A message of chat history: ``{"role": "user", "content": "..."}``.
-
-    LangServe clients send LangChain messages as ``{"type": "human", "content": ...}``; both
-    spellings are accepted, other keys of theirs are ignored.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "user", "assistant", "human", "ai"] | None = None
-    type: Literal["system", "user", "assistant", "human", "ai"] | None = None
-    content: str
-
-    @model_validator(mode="after")
-    def _has_role(self) -> "ChatMessage":
-        if self.role is None and self.type is None:
-            raise ValueError('each message needs a "role": system, user or assistant')
-        return self
-
-    def to_langchain(self) -> BaseMessage:
-        role = self.role or self.type
-        assert role is not None
-        return _MESSAGE_CLASSES[role](content=self.content)
 
 
 class RunConfig(BaseModel):
@@ -263,7 +230,7 @@ class ChainInputs:
             value = getattr(validated, field_name)
             if isinstance(value, list):
                 value = [m.to_langchain() if isinstance(m, ChatMessage) else m for m in value]
-            variables[name] = value
+            variables[name] = shown(value)
         return variables
 
 
@@ -352,15 +319,28 @@ def _field(spec: InputSpec, max_input_length: int, alias: str) -> tuple[Any, Any
         annotation = list[ChatMessage]
         if spec.max_length:
             constraints["max_length"] = spec.max_length
+        annotation = list[message_model(spec.allowed_roles)]  # type: ignore[misc]
     elif spec.enum is not None:
         annotation = Literal[tuple(spec.enum)]
         if spec.type == "integer":
             annotation = Annotated[annotation, BeforeValidator(whole_number)]
+        # The enum is within the bounds (checked at load); published for clients all the same.
+        bounds = {"minimum": spec.minimum, "maximum": spec.maximum}
+        constraints["json_schema_extra"] = {k: v for k, v in bounds.items() if v is not None}
     elif spec.type == "string":
         annotation = str
         constraints["max_length"] = spec.max_length or max_input_length
+        if spec.least_length:
+            constraints["min_length"] = spec.least_length
+        if spec.pattern is not None:
+            annotation = Annotated[str, AfterValidator(_matcher(spec.pattern))]
+            constraints["json_schema_extra"] = {"pattern": spec.pattern}
     else:
         annotation = {"integer": WholeInt, "number": float, "boolean": bool}[spec.type]
+        if spec.type == "number":
+            constraints["allow_inf_nan"] = False  # NaN, ±Infinity, 1e400: no prompt shows them
+        if spec.type != "boolean":
+            constraints["ge"], constraints["le"] = spec.minimum, spec.maximum
     if spec.is_required:
         default: Any = ...
     elif spec.default is not None:
@@ -368,3 +348,16 @@ def _field(spec: InputSpec, max_input_length: int, alias: str) -> tuple[Any, Any
     else:
         default = [] if spec.type == "messages" else ""
     return annotation, Field(default, **constraints)
+
+
+def _matcher(pattern: str) -> Any:
+    """A validator: the value must contain a match of ``pattern``, as JSON Schema's ``pattern``
+    (JavaScript's dialect: see :mod:`service.chains.patterns`)."""
+    compiled = compile_pattern(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(f"does not match the pattern {pattern!r}; send text that does")
+        return value
+
+    return check

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from service.chains import error_texts as texts
+from service.chains.compat import check_model
 from service.chains.expansion import TooManyValues, compose
 from service.chains.reading import DEFAULT_MAX_BYTES, UnreadableFile, read_chain_file
 from service.chains.spec import NAME_PATTERN, ChainSpec
@@ -158,6 +159,7 @@ def parse(text: str, path: Path) -> ChainSpec:
                 ]
             )
     errors = check_variables(spec, locate) + check_tests(spec, locate)
+    errors += [locate.error(problem.where, problem.message) for problem in check_model(spec.model)]
     if errors:
         raise ChainFileErrors(errors)
     spec._source = (path, locate.error(("model",), "").line)

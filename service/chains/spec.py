@@ -5,17 +5,20 @@ Unknown keys are errors everywhere (``extra="forbid"``), so a typo never passes 
 """
 
 import keyword
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from service.chains.patterns import compile_pattern
 from service.chaintests.spec import ChainTest
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 InputType = Literal["string", "integer", "number", "boolean", "messages"]
 ROLES = ("system", "user", "assistant")
 _NEEDS_DEFAULT = ("integer", "number", "boolean")
+_NUMBERS = ("integer", "number")
 _INFERENCE_PROFILE_GEOS = ("us", "eu", "apac", "jp", "au", "ca", "us-gov", "global")
 
 
@@ -46,6 +49,11 @@ class ModelSpec(Strict):
         "model behind it, e.g. anthropic.claude-3-haiku-20240307-v1:0.",
     )
     params: ModelParams = Field(default_factory=ModelParams)
+    streaming: bool | None = Field(
+        None,
+        description="false: accept that this model's replies arrive in one piece (langchain-aws "
+        "cannot stream it); refused for a model it streams. Default: the model must stream.",
+    )
     additional_request_fields: dict[str, Any] | None = Field(
         None,
         description="Model-specific request fields, sent as they are (Converse: "
@@ -156,6 +164,43 @@ class InputSpec(Strict):
     max_length: int | None = Field(
         None, ge=1, description="Most characters (string) or messages (messages)."
     )
+    min_length: int | None = Field(
+        None,
+        ge=0,
+        description="Fewest characters (string). Default: 1 for a required string (an empty "
+        "one is refused), 0 for an optional one; min_length: 0 lets a required string be empty.",
+    )
+    pattern: str | None = Field(
+        None,
+        min_length=1,
+        description="A regular expression a string must contain a match of (anchor with ^…$); "
+        "syntax JavaScript and Python share, as JSON Schema publishes it.",
+    )
+    minimum: int | float | None = Field(None, description="Smallest value (integer, number).")
+    maximum: int | float | None = Field(None, description="Largest value (integer, number).")
+    roles: list[Literal["system", "user", "assistant"]] | None = Field(
+        None,
+        min_length=1,
+        description="Roles a messages input takes. Default: [user, assistant]; a caller's "
+        "system message is refused unless system is listed.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                compile_pattern(pattern)
+            except ValueError as exc:
+                raise ValueError(f"pattern {_shown(pattern)}: {exc}") from None
+        return pattern
+
+    @field_validator("roles")
+    @classmethod
+    def _distinct_roles(cls, roles: list[str] | None) -> list[str] | None:
+        if roles is not None and len(set(roles)) != len(roles):
+            raise ValueError("roles lists a role twice; list each once")
+        return roles
 
     @model_validator(mode="after")
     def _consistent(self) -> "InputSpec":
@@ -172,6 +217,8 @@ class InputSpec(Strict):
         if self.default is not None and self.enum is not None and self.default not in self.enum:
             raise ValueError(f"default {_shown(self.default)} is not one of enum {self.enum}")
         for value in [*(self.enum or []), *([self.default] if self.default is not None else [])]:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{value} is not a finite number; no request could send it")
             if not _is_a(self.type, value):
                 article = "an" if self.type == "integer" else "a"
                 raise ValueError(
@@ -181,11 +228,69 @@ class InputSpec(Strict):
             raise ValueError("an optional enum input needs a default (one of the enum)")
         return self
 
+    @model_validator(mode="after")
+    def _constraints(self) -> "InputSpec":
+        """The constraints of issue 11: each on the types it applies to, and consistent with
+        the input's own default and enum (which are never validated per request)."""
+        values = [*(self.enum or []), *([self.default] if self.default is not None else [])]
+        for key in ("minimum", "maximum"):
+            bound = getattr(self, key)
+            if bound is None:
+                continue
+            if self.type not in _NUMBERS:
+                raise ValueError(f"{key} applies to integer and number inputs, not {self.type}")
+            if not _is_a(self.type, bound):
+                kind = "an integer" if self.type == "integer" else "a finite number"
+                raise ValueError(f"{key} {_shown(bound)} is not {kind}")
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"minimum {low} is above maximum {high}; swap them")
+        for value in values if self.type in _NUMBERS else []:
+            if not _is_a(self.type, value):
+                raise ValueError(f"{_shown(value)} is not finite: enum and default are numbers")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"{_shown(value)} is outside minimum/maximum; fix one of them")
+        for key in ("min_length", "pattern"):
+            if getattr(self, key) is None:
+                continue
+            if self.type != "string":
+                raise ValueError(f"{key} applies to string inputs, not {self.type}")
+            if self.enum is not None:
+                raise ValueError(
+                    f"{key} does not apply to an enum input: the enum lists its values"
+                )
+        if (self.min_length or 0) > (self.max_length or self.min_length or 0):
+            raise ValueError(f"min_length {self.min_length} is above max_length {self.max_length}")
+        if self.roles is not None and self.type != "messages":
+            raise ValueError(f"roles applies to messages inputs, not {self.type}")
+        if isinstance(self.default, str) and self.type == "string" and self.enum is None:
+            if len(self.default) < (self.min_length or 0):
+                raise ValueError(f"default {_shown(self.default)} is shorter than min_length")
+            if self.max_length is not None and len(self.default) > self.max_length:
+                raise ValueError(f"default {_shown(self.default)} is longer than max_length")
+            if self.pattern is not None and not compile_pattern(self.pattern).search(self.default):
+                raise ValueError(f"default {_shown(self.default)} does not match pattern")
+        return self
+
     @property
     def is_required(self) -> bool:
         if self.required is not None:
             return self.required
         return self.default is None and self.type != "messages"
+
+    @property
+    def least_length(self) -> int:
+        """Fewest characters a sent string may have: an empty required string is refused
+        unless the file says ``min_length: 0``."""
+        if self.min_length is not None:
+            return self.min_length
+        return 1 if self.type == "string" and self.enum is None and self.is_required else 0
+
+    @property
+    def allowed_roles(self) -> tuple[str, ...]:
+        """The roles a messages input takes, in ROLES order (system only if listed)."""
+        chosen = set(self.roles or ("user", "assistant"))
+        return tuple(role for role in ROLES if role in chosen)
 
 
 def _shown(value: Any) -> str:
@@ -204,7 +309,8 @@ def _is_a(kind: str, value: Any) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
     allowed = (int,) if kind == "integer" else (int, float)
-    return isinstance(value, allowed) and not isinstance(value, bool)
+    # YAML's .nan and .inf are floats: never a value a request could send or a prompt show.
+    return isinstance(value, allowed) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ChainSpec(Strict):

@@ -29,6 +29,10 @@ function makeField(name, spec, onChange) {
   const label = el("label", { for: id }, name);
   const hints = [type];
   if (type === "string" && spec.max_length) hints.push(`at most ${spec.max_length.toLocaleString("en")} characters`);
+  if (type === "string" && spec.min_length) hints.push(`at least ${spec.min_length.toLocaleString("en")} characters`);
+  if (type === "string" && spec.pattern) hints.push(`matching /${spec.pattern}/`);
+  if (spec.minimum !== undefined) hints.push(`at least ${spec.minimum}`);
+  if (spec.maximum !== undefined) hints.push(`at most ${spec.maximum}`);
   if (type === "messages" && spec.max_length) hints.push(`at most ${spec.max_length} messages`);
   if (spec.default !== undefined) hints.push(`default ${JSON.stringify(spec.default)}`);
   if (spec.required) {

@@ -16,12 +16,38 @@ export function scheduleRender(delay = RENDER_DELAY_MS) {
   if (!state.chain) return;
   clearTimeout(renderTimer);
   $("prompt-status").textContent = "updating…";
-  renderTimer = setTimeout(() => refreshPrompt(requestBody()), delay);
+  renderTimer = setTimeout(() => {
+    const { body, missing } = previewBody();
+    refreshPrompt(body, { missing });
+  }, delay);
+}
+
+// The server refuses an empty required string (422), but the preview runs as the user types,
+// with fields still empty: it shows where each one goes instead, as a stand-in naming it
+// (‹question›), and says so. A run sends the form as it is, and its 422 marks the field.
+function previewBody() {
+  const body = requestBody();
+  const missing = [];
+  for (const [name, field] of state.fields) {
+    if (!needsText(field.spec) || (body.input[name] ?? "") !== "") continue;
+    missing.push(name);
+    body.input[name] = `‹${name}›`;
+  }
+  return { body, missing };
+}
+
+function needsText(spec) {
+  if ((spec.type || "string") !== "string" || Array.isArray(spec.enum)) return false;
+  return (spec.min_length ?? (spec.required ? 1 : 0)) > 0;
+}
+
+function missingHint(missing) {
+  return missing.map((name) => `‹${name}›`).join(", ") + ": fill in to run";
 }
 
 // Shows the prompt for `body`; resolves to the render (or null). A run's own render is not
 // cancelled by later edits: its chat turn needs it.
-export function refreshPrompt(body, { forRun = false } = {}) {
+export function refreshPrompt(body, { forRun = false, missing = [] } = {}) {
   clearTimeout(renderTimer);
   const chain = state.chain;
   if (!chain) return Promise.resolve(null);
@@ -37,26 +63,45 @@ export function refreshPrompt(body, { forRun = false } = {}) {
   }).then(
     (data) => {
       if (seq === renderSeq && state.chain === chain) {
-        showPrompt(data);
+        showPrompt(data, missing);
         if (!state.run) markFieldErrors([]);
       }
       return data;
     },
     (error) => {
-      if (!isAbort(error) && seq === renderSeq && state.chain === chain) showPromptError(error);
+      if (isAbort(error) || seq !== renderSeq || state.chain !== chain) return null;
+      if (onlyAbout(error, missing)) showPromptHint(missing);
+      else showPromptError(error);
       return null;
     },
   );
 }
 
-function showPrompt(data) {
+// A 422 only about fields the preview stood in for (a stand-in too short for min_length, or
+// not matching a pattern) is no error of the user's yet: they have not filled them in.
+function onlyAbout(error, missing) {
+  if (!missing.length || !(error instanceof ApiError) || error.status !== 422) return false;
+  const errors = Array.isArray(error.body.errors) ? error.body.errors : [];
+  return errors.length > 0 && errors.every((item) => missing.includes(String(item.field).split(".")[1]));
+}
+
+function showPromptHint(missing) {
+  $("prompt-error").hidden = true;
+  $("prompt").replaceChildren();
+  $("prompt-model").textContent = "";
+  if (!state.run) markFieldErrors([]);
+  $("prompt-status").textContent = `not rendered yet (${missingHint(missing)})`;
+}
+
+function showPrompt(data, missing = []) {
   $("prompt-error").hidden = true;
   const params = Object.entries(data.params || {})
     .map(([name, value]) => `${name} ${typeof value === "string" ? value : JSON.stringify(value)}`)
     .join(" · ");
   $("prompt-model").textContent = [data.provider, data.model, params].filter(Boolean).join(" · ");
   $("prompt").replaceChildren(...(data.messages || []).map(messageItem));
-  $("prompt-status").textContent = `${plural((data.messages || []).length, "message")}, up to date`;
+  const stand = missing.length ? ` (${missingHint(missing)})` : "";
+  $("prompt-status").textContent = `${plural((data.messages || []).length, "message")}, up to date${stand}`;
 }
 
 function showPromptError(error) {
