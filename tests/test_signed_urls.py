@@ -122,7 +122,7 @@ def test_every_input_type_arrives_as_sent(make_server: ServerFactory, tmp_path: 
     )
     text = streamed(httpx.get(minted["url"]))
     assert text == invoked.json()["output"]
-    assert "s=naïve 日本 &=?#%+" in text and "i=42 n=2.5 b=False e=2 d=kept" in text
+    assert "s=naïve 日本 &=?#%+" in text and "i=42 n=2.5 b=false e=2 d=kept" in text
     assert "user: Hi & bye" in text and "assistant: Hello?" in text
 
 
