@@ -132,12 +132,4 @@ async def stream_get(request: Request, name: str) -> StreamingResponse:
 
 
 def _metadata(chain: Chain, info: RunInfo) -> dict[str, Any]:
-    metadata = {
-        "run_id": info.run_id,
-        "model": chain.model_id,
-        "usage": info.usage.as_dict(),
-        "latency_ms": info.latency_ms,
-    }
-    if info.stop_reason:
-        metadata["stop_reason"] = info.stop_reason
-    return metadata
+    return {"model": chain.model_id, **info.summary()}
