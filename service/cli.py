@@ -94,10 +94,11 @@ def _main(argv: list[str] | None) -> int:
         "--fault",
         action="append",
         default=[],
-        metavar="KIND[:N[:MS]]",
+        metavar="KIND[:N[:MS]][@MODEL]",
         help="fail every call, e.g. throttle, stream_error:3 (after 3 tokens), "
-        "slow_first_token:5000 (ms), stall:3:2000 (after 3 tokens, for 2000 ms); "
-        "the kinds: README, 'The Bedrock emulator'",
+        "slow_first_token:5000 (ms), stall:3:2000 (after 3 tokens, for 2000 ms); @MODEL: only "
+        "that model's calls (throttle@amazon.nova-lite-v1:0); the kinds: README, "
+        "'The Bedrock emulator'",
     )
     emulator.add_argument(
         "--log-level",
@@ -352,7 +353,12 @@ def _models(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.arns:
-        arns = {arn: None for spec in chains.values() for arn in spec.model.iam_resources()}
+        arns = {
+            arn: None
+            for spec in chains.values()
+            for model in spec.models
+            for arn in model.iam_resources()
+        }
         print(",".join(arns))
     else:
         for name, spec in chains.items():

@@ -39,8 +39,12 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     """Origins allowed to call from a browser: comma-separated, or ``*``."""
 
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    """Largest request body accepted (413 above)."""
+    max_body_bytes: int = Field(6_291_456, ge=1024)
+    """Largest request body accepted (413 above). 6 MiB: Lambda's own request payload limit,
+    and room for one image of ``max_image_bytes`` (3.75 MB is 5 MB as base64 in JSON)."""
+
+    max_image_bytes: int = Field(3_750_000, ge=1)
+    """Largest image input, in decoded bytes (422 above); default Bedrock's per-image limit."""
 
     max_chain_file_bytes: int = Field(1_048_576, ge=1024)
     """Largest chain file loaded; a larger one is that file's error, never read in full."""

@@ -1,7 +1,7 @@
 """The workbench in a terminal: ``chainserve render``, ``chainserve run`` and ``chainserve sign``.
 
-Inputs come as ``-i key=value`` (``-i history=@turns.json`` reads the value from a file) and
-are checked by the same rules as HTTP requests' query strings: text, converted to the input's
+Inputs come as ``-i key=value`` (``-i history=@turns.json`` reads the value from a file; an
+image input's file, ``-i photo=@cat.png``, is read as an image) and are checked by the same rules as HTTP requests' query strings: text, converted to the input's
 type; ``messages`` inputs are JSON. Output goes to stdout, everything else to stderr, so
 ``chainserve run summarize -i text=@doc.txt > summary.txt`` keeps only the answer.
 """
@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.chains.catalog import Catalog, Chain
+from service.chains.images import TINY_PNG_DATA_URL, read_image_file
 from service.chains.loader import ChainFileErrors
+from service.chains.models import opened_streams
 from service.chains.render import render
-from service.chains.runnable import opened_streams
 from service.local import bedrock_for
 from service.runs import errors
 from service.runs.info import RunInfo
@@ -33,14 +34,20 @@ class CommandError(Exception):
         self.status = status
 
 
-def parse_inputs(pairs: list[str]) -> dict[str, str]:
-    """``["text=hello", "history=@turns.json"]`` → ``{"text": "hello", "history": "[...]"}``."""
+def parse_inputs(pairs: list[str], images: dict[str, int] | None = None) -> dict[str, str]:
+    """``["text=hello", "history=@turns.json"]`` → ``{"text": "hello", "history": "[...]"}``;
+    an image input's file (``images``: name → most bytes) is read as a data URL."""
     values: dict[str, str] = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals or not name:
             raise CommandError(f"-i {pair!r}: write -i NAME=VALUE (or NAME=@FILE to read a file)")
-        if value.startswith("@"):
+        if value.startswith("@") and images and name in images:
+            try:
+                value = read_image_file(Path(), value[1:], images[name], confine=False)
+            except ValueError as exc:
+                raise CommandError(f"-i {name}: {exc}") from None
+        elif value.startswith("@"):
             try:
                 value = Path(value[1:]).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -130,12 +137,13 @@ def _summary(info: RunInfo, first_token_ms: int | None) -> str:
     ]
     if info.stop_reason:
         parts.append(f"stop: {info.stop_reason}")
+    if info.fallback_from:
+        parts.append(f"answered by {info.model} after {', '.join(info.fallback_from)} failed")
     return " · ".join(parts)
 
 
 def _load(args: argparse.Namespace, endpoint_url: str | None) -> tuple[Chain, dict[str, Any]]:
     """The chain named on the command line, and its validated inputs."""
-    raw = parse_inputs(args.input)
     try:
         settings = Settings(bedrock_endpoint_url=endpoint_url)
     except ValidationError as exc:  # a CHAINSERVE_* variable with a bad value
@@ -152,8 +160,11 @@ def _load(args: argparse.Namespace, endpoint_url: str | None) -> tuple[Chain, di
     except errors.ApiError as exc:
         broken = "".join(f"\n{error}" for error in catalog.errors)
         raise CommandError(_for_terminal(exc) + broken, status=1 if broken else 2) from None
+    limit = settings.max_image_bytes
+    images = {name: limit for name, item in chain.spec.inputs.items() if item.type == "image"}
+    raw = parse_inputs(args.input, images)
     try:
-        return chain, chain.inputs.parse_query(raw)
+        return chain, chain.inputs.parse_query(raw, images=True)
     except errors.ApiError as exc:
         raise CommandError(_for_terminal(exc)) from None
 
@@ -192,7 +203,13 @@ def _needs_history(chain: Chain) -> bool:
 
 def _example_input(chain: Chain) -> dict[str, Any]:
     """Values for the required inputs: enough for a first call to succeed."""
-    examples = {"string": "Streams are fun.", "integer": 1, "number": 1.0, "boolean": True}
+    examples = {
+        "string": "Streams are fun.",
+        "integer": 1,
+        "number": 1.0,
+        "boolean": True,
+        "image": TINY_PNG_DATA_URL,
+    }
     return {
         name: item.enum[0] if item.enum else examples.get(item.type, [])
         for name, item in chain.spec.inputs.items()

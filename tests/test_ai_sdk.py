@@ -135,7 +135,7 @@ def test_a_failure_mid_stream_is_an_error_chunk(client: httpx.Client, bedrock: E
 def test_a_failure_before_the_first_chunk_gets_its_status(
     client: httpx.Client, bedrock: Emulator
 ) -> None:
-    bedrock.state.add_faults([Fault(kind="throttle")])
+    bedrock.state.add_faults([Fault(kind="throttle", times=2)])  # the model and its fallback
     response = client.post("/chains/chat/chat", json=chat_body(user("Hi")))
     assert response.status_code == 429
     assert response.headers["content-type"] == "application/json"

@@ -284,7 +284,7 @@ def test_k_selects_tests_by_chain_and_name(tmp_path: Path) -> None:
 
     none = chainserve("test", str(EXAMPLE_CHAINS), "-k", "no such test")
     assert none.returncode == 1
-    assert "no test matches -k 'no such test' (9 tests in " in none.stderr
+    assert "no test matches -k 'no such test' (12 tests in " in none.stderr
     assert none.stdout == ""
 
 
@@ -292,10 +292,10 @@ def test_example_chains_pass() -> None:
     result = chainserve("test", str(EXAMPLE_CHAINS))
     assert result.returncode == 0, result.stdout + result.stderr
     marks, note, summary = result.stdout.splitlines()
-    assert marks == "." * 9
-    assert note == "7 live-only checks not run; use --live"
-    assert summary.startswith("9 passed, 0 failed in ")
-    assert "9 tests from" in result.stderr and "built-in Bedrock emulator" in result.stderr
+    assert marks == "." * 12
+    assert note == "9 live-only checks not run; use --live"
+    assert summary.startswith("12 passed, 0 failed in ")
+    assert "12 tests from" in result.stderr and "built-in Bedrock emulator" in result.stderr
 
 
 def test_live_checks_run_only_with_live(tmp_path: Path, bedrock: Emulator) -> None:

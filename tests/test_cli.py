@@ -78,7 +78,9 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_validate_ok(chains_dir: Path) -> None:
     result = run("validate", str(chains_dir))
     assert result.returncode == 0
-    assert "4 chains OK (chat, long, summarize, translate)" in result.stdout
+    assert (
+        "6 chains OK (chat, describe_image, extract, long, summarize, translate)" in result.stdout
+    )
 
 
 def test_validate_reports_file_and_line(tmp_path: Path, chains_dir: Path) -> None:

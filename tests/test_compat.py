@@ -21,8 +21,9 @@ from service.chains.compat import (
     known_regions,
 )
 from service.chains.loader import ChainFileErrors, parse
-from service.chains.runnable import BedrockClients, build_model
-from service.chains.spec import ChainSpec, ModelSpec
+from service.chains.model_spec import ModelSpec
+from service.chains.models import BedrockClients, build_model
+from service.chains.spec import ChainSpec
 from service.emulator.server import Emulator
 from service.settings import Settings
 
@@ -44,7 +45,7 @@ def refusal(model: str) -> str:
 
 def built(bedrock: Emulator, **model: Any) -> Any:
     spec = ChainSpec.model_validate({"model": model, "prompt": {"messages": [{"user": "hi"}]}})
-    return build_model(spec, BedrockClients(Settings(bedrock_endpoint_url=bedrock.url)))
+    return build_model(spec.model, BedrockClients(Settings(bedrock_endpoint_url=bedrock.url)))
 
 
 # --- provider: bedrock with a vendor ChatBedrock cannot chat with --------------------------

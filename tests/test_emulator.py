@@ -276,6 +276,9 @@ def test_cli_fault_syntax() -> None:
         kind="stall", after_chunks=3, delay_ms=10_000, times=0
     )
     assert Fault.parse_cli("throttle") == Fault(kind="throttle", times=0)
+    model = "anthropic.claude-3-haiku-20240307-v1:0"  # a model id has colons of its own
+    assert Fault.parse_cli(f"throttle@{model}") == Fault(kind="throttle", times=0, model=model)
+    assert Fault.parse_cli(f"stream_error:3@{model}").model == model
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from service.chains import model_spec as model_spec_module
 from service.chains import spec as spec_module
 from service.chains.loader import (
     load_file,
@@ -78,22 +79,22 @@ def test_empty_placeholder_and_empty_file(tmp_path: Path) -> None:
         (
             "    - human: hi\n",
             "6: prompt.messages[1]: unknown key 'human' (did you mean 'user'?): a message has "
-            "one of the keys system, user, assistant, placeholder, written - user: text",
+            "one of the keys system, user, assistant, placeholder, image, written - user: text",
         ),
         (
             "    - ai: hi\n",
             "6: prompt.messages[1]: unknown key 'ai' (did you mean 'assistant'?): a message has "
-            "one of the keys system, user, assistant, placeholder, written - user: text",
+            "one of the keys system, user, assistant, placeholder, image, written - user: text",
         ),
         (
             "    - role: user\n      content: hi\n",
             "6: prompt.messages[1]: unknown key 'role': messages are written - user: text, not "
-            "role/content (keys: system, user, assistant, placeholder)",
+            "role/content (keys: system, user, assistant, placeholder, image)",
         ),
         (
             "    - user: hi\n      human: hi\n",
             "7: prompt.messages[1]: unknown key 'human' (did you mean 'user'?): a message has "
-            "one of the keys system, user, assistant, placeholder, written - user: text",
+            "one of the keys system, user, assistant, placeholder, image, written - user: text",
         ),
     ],
 )
@@ -102,12 +103,12 @@ def test_unknown_message_key_lists_the_keys(tmp_path: Path, item: str, expected:
     assert only_error(tmp_path, text) == expected  # one error: no "exactly one key" as well
 
 
-def test_top_k_goes_to_additional_request_fields(tmp_path: Path) -> None:
-    text = VALID.replace("    temperature: 0.2\n", "    temperature: 0.2\n    top_k: 50\n")
+def test_a_model_specific_param_goes_to_additional_request_fields(tmp_path: Path) -> None:
+    text = VALID.replace("    temperature: 0.2\n", "    temperature: 0.2\n    min_p: 0.1\n")
     assert only_error(tmp_path, text) == (
-        "6: model.params: unknown key 'top_k': top_k is model-specific, not one of Bedrock's "
-        "common inference parameters (temperature, max_tokens, top_p, stop); set it under "
-        "model.additional_request_fields: {top_k: 50}"
+        "6: model.params: unknown key 'min_p': min_p is model-specific, not one of the inference "
+        "parameters chain files take (temperature, max_tokens, top_p, stop, top_k); set it under "
+        "model.additional_request_fields: {min_p: 0.1}"
     )
 
 
@@ -157,8 +158,8 @@ def test_top_k_goes_to_additional_request_fields(tmp_path: Path) -> None:
         (
             "    type: string",
             "    type: int",
-            "12: inputs.text.type: must be one of: string, integer, number, boolean, messages "
-            "(did you mean 'integer'?)",
+            "12: inputs.text.type: must be one of: string, integer, number, boolean, messages, "
+            "image (did you mean 'integer'?)",
         ),
         (
             "    type: string",
@@ -180,7 +181,7 @@ def test_top_k_goes_to_additional_request_fields(tmp_path: Path) -> None:
             "    - system: Be brief.\n",
             "    - 3\n",
             "8: prompt.messages[0]: a message is one line - user: text "
-            "(or system, assistant, placeholder), not 3",
+            "(or system, assistant, placeholder, image), not 3",
         ),
         (
             "    - system: Be brief.\n",
@@ -225,7 +226,8 @@ BAD_FILES = [
 def test_no_message_names_an_internal_class(tmp_path: Path) -> None:
     classes = {
         name
-        for name, value in vars(spec_module).items()
+        for module in (spec_module, model_spec_module)
+        for name, value in vars(module).items()
         if inspect.isclass(value) and issubclass(value, BaseModel)
     }
     assert {"ChainSpec", "ModelParams", "MessageSpec", "InputSpec"} <= classes

@@ -345,3 +345,36 @@ def test_the_routes_need_a_key(make_server: ServerFactory) -> None:
         assert httpx.request(method, url, json=BODY).status_code == 401, route
         keyed = httpx.request(method, url, json=BODY, headers={"x-api-key": key})
         assert keyed.status_code == 200, route
+
+
+@pytest.mark.parametrize("route", ["stream_events", "stream_log"])
+def test_a_structured_chains_events_stream_as_its_tool_input_grows(
+    make_server: ServerFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+    bedrock: Emulator,
+    route: str,
+) -> None:
+    # Function calling: the object arrives as a tool's input, chunks with no text. Events are
+    # held only until the model's first output — a tool's arguments count.
+    folder = tmp_path_factory.mktemp("tool-chains")
+    (folder / "tool.yaml").write_text(
+        "model: {id: anthropic.claude-3-haiku-20240307-v1:0}\n"
+        "prompt:\n  messages:\n    - user: '{text}'\n"
+        "inputs: {text: {}}\n"
+        "output:\n  schema: {type: object, properties: {a: {type: string}}, required: [a]}\n"
+    )
+    server = make_server(chains_dir=folder)
+    bedrock.state.pace = Pace(tokens_per_second=10)
+    words = " ".join(f"w{i}" for i in range(12))  # the tool input echoes them: about a second
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        client.stream("POST", f"/chains/tool/{route}", json={"input": {"text": words}}) as response,
+    ):
+        assert response.status_code == 200
+        seen = b""
+        for part in response.iter_bytes():
+            seen += part
+            if b"event: data" in seen:
+                break
+        [call] = bedrock.state.calls
+        assert call.status == "running"  # the first events came while the model wrote

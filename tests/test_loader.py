@@ -46,7 +46,7 @@ def errors_of(path: Path) -> list[str]:
 
 def test_example_chains_load() -> None:
     chains = load_folder(EXAMPLE_CHAINS)
-    assert set(chains) == {"summarize", "chat", "translate"}
+    assert set(chains) == {"summarize", "chat", "translate", "extract", "describe_image"}
     assert chains["translate"].model.provider == "bedrock"
     assert chains["translate"].inputs["language"].default == "French"
     assert chains["chat"].inputs["history"].type == "messages"

@@ -53,7 +53,7 @@ def test_models_are_the_chains_that_take_a_conversation(
     )
     client = sdk(make_server(chains_dir=tmp_path))
     models = {model.id: model for model in client.models.list()}
-    assert set(models) == {"chat", "summarize", "translate", "long"}
+    assert set(models) == {"chat", "summarize", "translate", "long", "extract", "describe_image"}
     assert models["chat"].object == "model" and models["chat"].owned_by == "chainserve"
     assert models["chat"].created == int((tmp_path / "chat.yaml").stat().st_mtime)
 
@@ -61,7 +61,9 @@ def test_models_are_the_chains_that_take_a_conversation(
     with pytest.raises(openai.NotFoundError) as missing:
         client.models.retrieve("gpt-4o")
     assert missing.value.code == "model_not_found"
-    assert "models: chat, long, summarize, translate" in missing.value.message
+    assert (
+        "models: chat, describe_image, extract, long, summarize, translate" in missing.value.message
+    )
     with pytest.raises(openai.NotFoundError) as pair:
         client.chat.completions.create(model="pair", messages=ask("hi"))
     assert "cannot take a conversation" in pair.value.message

@@ -135,7 +135,7 @@ def test_history_on_a_chain_without_one_is_refused(client: openai.OpenAI) -> Non
 
 
 def test_bedrock_failures_keep_their_status(client: openai.OpenAI, bedrock: Emulator) -> None:
-    bedrock.state.add_faults([Fault(kind="throttle")])
+    bedrock.state.add_faults([Fault(kind="throttle", times=2)])  # the model and its fallback
     with pytest.raises(openai.RateLimitError) as throttled:
         client.chat.completions.create(model="chat", messages=ask("Hi"), stream=True)
     assert throttled.value.type == "rate_limit_error" and throttled.value.code == "throttled"

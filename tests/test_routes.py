@@ -11,7 +11,7 @@ MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 def test_healthz_never_calls_a_model(client: httpx.Client, bedrock: Emulator) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",
-        "chains": 4,
+        "chains": 6,
         "runs_active": 0,
         "errors": [],
     }
@@ -20,7 +20,7 @@ def test_healthz_never_calls_a_model(client: httpx.Client, bedrock: Emulator) ->
 
 def test_list_chains(client: httpx.Client) -> None:
     chains = {c["name"]: c for c in client.get("/chains").json()["chains"]}
-    assert set(chains) == {"chat", "summarize", "translate", "long"}
+    assert set(chains) == {"chat", "summarize", "translate", "long", "extract", "describe_image"}
     summarize = chains["summarize"]
     assert summarize["description"] == "Summarize a text in a few sentences."
     assert summarize["model"] == {"provider": "bedrock-converse", "id": MODEL}

@@ -39,4 +39,4 @@ def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAINSERVE_MAX_BODY_BYTES", "")
     settings = Settings()
     assert settings.access_log is False
-    assert settings.max_body_bytes == 1_048_576
+    assert settings.max_body_bytes == 6_291_456  # Lambda's payload limit: one 3.75 MB image

@@ -68,7 +68,7 @@ def test_sse_format(client: httpx.Client, bedrock: Emulator) -> None:
     assert events[0][1] == {"run_id": response.headers["x-run-id"]}
     assert len("".join(data for name, data in events if name == "data").split()) == 12
     metadata = events[-2][1]
-    assert set(metadata) == {"run_id", "usage", "latency_ms", "stop_reason"}
+    assert set(metadata) == {"run_id", "model", "usage", "latency_ms", "stop_reason"}
     assert metadata["run_id"] == response.headers["x-run-id"]
     usage = metadata["usage"]
     assert usage["output_tokens"] == 12

@@ -107,7 +107,16 @@ CHAINSERVE_AI_SDK = dataclasses.replace(
     headers={},
     text_pattern=rb'"type":"text-delta","id":"[^"]*","delta":' + _JSON_STRING,
 )
-PROTOCOLS = (CHAINSERVE_TEXT, CHAINSERVE_OPENAI, CHAINSERVE_AI_SDK)
+# The same chain with a fallback listed (never used: the first model answers), SSE.
+CHAINSERVE_FALLBACKS = dataclasses.replace(
+    CHAINSERVE,
+    name="chainserve-fallbacks",
+    what="chainserve serve, SSE, the chain with a fallback model",
+    # A folder of its own: the other contenders' start-up loads the one bench chain only.
+    module=("service", "serve", "--chains", str(BENCH_CHAINS / "fallbacks"), "--port", "{port}"),
+    stream_path="/chains/bench-fallbacks/stream",
+)
+PROTOCOLS = (CHAINSERVE_TEXT, CHAINSERVE_OPENAI, CHAINSERVE_AI_SDK, CHAINSERVE_FALLBACKS)
 
 # The emulator itself, streamed from directly: the most the load side can drive (no server).
 EMULATOR_DIRECT = Target(

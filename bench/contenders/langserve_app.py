@@ -10,7 +10,8 @@ from langserve import add_routes
 
 from bench.contenders.catalog import BENCH_CHAIN
 from service.chains.loader import load_file
-from service.chains.runnable import BedrockClients, build_runnable
+from service.chains.models import BedrockClients
+from service.chains.runnable import build_runnable
 from service.settings import Settings
 
 app = FastAPI(title="LangServe (benchmark contender)")

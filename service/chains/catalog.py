@@ -22,7 +22,8 @@ from service.chains.loader import (
     display_path,
     load_file,
 )
-from service.chains.runnable import BedrockClients, build_runnable
+from service.chains.models import BedrockClients
+from service.chains.runnable import Assembly
 from service.chains.spec import ChainSpec
 from service.runs import errors
 from service.settings import Settings
@@ -33,8 +34,10 @@ log = logging.getLogger("chainserve")
 @dataclass(frozen=True)
 class Chain:
     spec: ChainSpec
-    runnable: Runnable[dict[str, Any], str]
+    assembly: Assembly
     inputs: ChainInputs
+    runnable: Runnable[dict[str, Any], Any]
+    """What a run runs: ``assembly.runnable``, or one request's (``assembly.with_params``)."""
 
     @property
     def name(self) -> str:
@@ -49,7 +52,12 @@ class Chain:
         return {
             "name": self.name,
             "description": self.spec.description,
-            "model": {"provider": self.spec.model.provider, "id": self.model_id},
+            "model": {"provider": self.spec.model.provider, "id": self.model_id}
+            | (
+                {"fallbacks": [m.id for m in self.spec.models[1:]]}
+                if self.spec.model.fallbacks
+                else {}
+            ),
             "inputs": {
                 name: item.model_dump(exclude_none=True) | {"required": item.is_required}
                 for name, item in self.spec.inputs.items()
@@ -201,8 +209,11 @@ class Catalog:
 
     def _build(self, spec: ChainSpec) -> Chain:
         settings = self._settings
-        inputs = ChainInputs(spec, settings.max_input_length, settings.max_batch_size)
-        return Chain(spec, build_runnable(spec, self._clients), inputs)
+        inputs = ChainInputs(
+            spec, settings.max_input_length, settings.max_batch_size, settings.max_image_bytes
+        )
+        assembly = Assembly(spec, self._clients)
+        return Chain(spec, assembly, inputs, assembly.runnable)
 
 
 def _load_guarded(paths: list[Path], max_bytes: int) -> dict[Path, Loaded]:

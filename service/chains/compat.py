@@ -12,7 +12,7 @@ so an upgrade that changes what it can do changes our answer with it:
   request body) and ChatBedrock's per-vendor stop-sequence key.
 
 The two facts not in langchain-aws are pinned by tests/test_compat.py: the key
-``runnable.build_model`` writes stop sequences under, and the camelCase spelling of ``top_p``
+``models.build_model`` writes stop sequences under, and the camelCase spelling of ``top_p``
 inside a nested generation config.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.chains.error_texts import did_you_mean
-from service.chains.spec import ModelSpec
+from service.chains.model_spec import ModelSpec
 
-# How runnable.build_model hands params to ChatBedrock (model_kwargs keys); pinned by a test.
+# How models.build_model hands params to ChatBedrock (model_kwargs keys); pinned by a test.
 STOP_KEY_WE_SEND = "stop_sequences"
 TOP_P_KEY_WE_SEND = "top_p"
 # A vendor whose body nests the generation settings (Titan's textGenerationConfig) spells them
@@ -38,7 +38,7 @@ _PROBE_TEMPERATURE = 0.4321
 class Problem:
     """One thing that will fail, at a location in the chain file (``("model", "region")``)."""
 
-    where: tuple[str, ...]
+    where: tuple[str | int, ...]
     message: str
 
 
@@ -60,6 +60,9 @@ def check_model(model: ModelSpec) -> list[Problem]:
     region = region_problem(model.region)
     if region:
         problems.append(Problem(("model", "region"), region))
+    from service.chains.controls import check_controls  # it builds on this module
+
+    problems.extend(check_controls(model))
     return problems
 
 
@@ -152,6 +155,65 @@ def _invoke_params(model: ModelSpec, vendor: str) -> list[Problem]:
                 )
             )
     return problems
+
+
+def image_problem(model: ModelSpec) -> str | None:
+    """Why langchain-aws would not send a chain's image to this model as an image, or None.
+
+    Asked of the conversion it runs on each request, with a probe image: Converse turns the
+    image block into a Converse image block; ChatBedrock formats Anthropic (and OpenAI)
+    messages with their image blocks, but writes any other vendor's chat as one text prompt,
+    where the image would be its Python repr — megabytes of base64 read as text.
+    """
+    from langchain_core.messages import BaseMessage, HumanMessage
+
+    from service.chains.images import TINY_PNG_DATA_URL
+
+    probe = TINY_PNG_DATA_URL.partition(",")[2]
+    block = {"type": "image", "base64": probe, "mime_type": "image/png"}
+    messages: list[BaseMessage] = [HumanMessage([{"type": "text", "text": "t"}, block])]
+    vendor, base = model_vendor(model), (model.base_model or model.id)
+    if model.provider == "bedrock-converse" or bedrock_uses_converse(model):
+        from langchain_aws.chat_models.bedrock_converse import _messages_to_bedrock
+
+        sent: Any = _messages_to_bedrock(messages, model_id=base, provider=vendor)
+    else:
+        from langchain_aws.chat_models.bedrock import ChatPromptAdapter
+
+        try:
+            sent = ChatPromptAdapter.format_messages(vendor, messages)
+        except NotImplementedError:
+            sent = None  # a text prompt (convert_messages_to_prompt): no image blocks
+    if _has_image(sent, probe):
+        return None
+    return (
+        f"langchain-aws's ChatBedrock (provider: bedrock, InvokeModel) cannot send images to "
+        f"{vendor!r} models: it writes the chat as one text prompt; use provider: "
+        "bedrock-converse"
+    )
+
+
+def _has_image(value: Any, probe: str) -> bool:
+    """An image-shaped block (Converse ``image``, Anthropic ``image``, OpenAI ``image_url``)
+    that carries the probe's bytes."""
+    if isinstance(value, list | tuple):
+        return any(_has_image(item, probe) for item in value)
+    if not isinstance(value, dict):
+        return False
+    shaped = "image" in value or value.get("type") in ("image", "image_url")
+    if shaped and _carries(value, probe):
+        return True
+    return any(_has_image(item, probe) for item in value.values())
+
+
+def _carries(value: Any, probe: str) -> bool:
+    if isinstance(value, dict):
+        return any(_carries(item, probe) for item in value.values())
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode() == probe
+    return isinstance(value, str) and (value == probe or value.endswith("," + probe))
 
 
 def _contains(body: Any, value: Any) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-MESSAGE_KEYS = ("system", "user", "assistant", "placeholder")
-COMMON_PARAMS = ("temperature", "max_tokens", "top_p", "stop")
+MESSAGE_KEYS = ("system", "user", "assistant", "placeholder", "image")
+COMMON_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "top_k")
 EXAMPLE = (
     'model: {id: anthropic.claude-3-haiku-20240307-v1:0}, prompt: {messages: [{user: "Summarize '
     '{text}"}]}, inputs: {text: {}}'
@@ -87,21 +87,21 @@ def unknown_key(key: Any, parts: tuple[Any, ...], known: list[str], value: Any) 
         if key in ("role", "content"):
             return (
                 f"unknown key {key!r}: messages are written - user: text, not role/content "
-                "(keys: system, user, assistant, placeholder)"
+                "(keys: system, user, assistant, placeholder, image)"
             )
         hint = _hint(key, _MESSAGE_ALIASES) or did_you_mean(key, MESSAGE_KEYS)
         return (
             f"unknown key {key!r}{hint}: a message has one of the keys system, user, "
-            "assistant, placeholder, written - user: text"
+            "assistant, placeholder, image, written - user: text"
         )
     if parts == ("model", "params"):
         hint = _hint(key, _PARAM_ALIASES) or did_you_mean(key, COMMON_PARAMS)
-        if hint and key != "top_k":  # difflib offers top_p for top_k: a different parameter
+        if hint:
             return f"unknown key {key!r}{hint}"
         shown = value.value if isinstance(value, yaml.ScalarNode) and value.value else "…"
         return (
-            f"unknown key {key!r}: {key} is model-specific, not one of Bedrock's common "
-            f"inference parameters ({', '.join(COMMON_PARAMS)}); set it under "
+            f"unknown key {key!r}: {key} is model-specific, not one of the inference "
+            f"parameters chain files take ({', '.join(COMMON_PARAMS)}); set it under "
             f"model.additional_request_fields: {{{key}: {_piece(shown)}}}"
         )
     hint = did_you_mean(key, known)
@@ -134,9 +134,7 @@ def value_problem(error: dict[str, Any], parts: tuple[Any, ...], node: Any, sour
             f"write {parts[1]}: {{type: string}}"
         )
     if kind == "model_type" and parts[:2] == ("prompt", "messages"):
-        return (
-            f"a message is one line - user: text (or system, assistant, placeholder){_found(node)}"
-        )
+        return f"a message is one line - user: text (or system, assistant, placeholder, image){_found(node)}"
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         got = node.value if isinstance(node, yaml.ScalarNode) else ""

@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from service.chains.images import BEDROCK_MAX_IMAGE_BYTES, image_field
 from service.chains.messages import ChatMessage, message_model, shown
 from service.chains.patterns import compile_pattern
 from service.chains.spec import ChainSpec, InputSpec
@@ -116,14 +117,20 @@ class BatchRequest(NamedTuple):
 class ChainInputs:
     """Validation and conversion of one chain's inputs."""
 
-    def __init__(self, spec: ChainSpec, max_input_length: int, max_batch_size: int) -> None:
+    def __init__(
+        self,
+        spec: ChainSpec,
+        max_input_length: int,
+        max_batch_size: int,
+        max_image_bytes: int = BEDROCK_MAX_IMAGE_BYTES,
+    ) -> None:
         assert spec.name is not None
         # Named after the chain as it is (a-b and a_b are two chains): also the OpenAPI names.
         title = spec.name
         # Input name → internal field name; only the alias (the input name) is accepted.
         self._fields = {name: f"input_{i}" for i, name in enumerate(spec.inputs)}
         fields = {
-            self._fields[name]: _field(item, max_input_length, alias=name)
+            self._fields[name]: _field(item, max_input_length, alias=name, images=max_image_bytes)
             for name, item in spec.inputs.items()
         }
         self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
@@ -155,6 +162,19 @@ class ChainInputs:
             ),
         )
         self._specs = spec.inputs
+        images = {self._fields[name] for name, item in spec.inputs.items() if item.type == "image"}
+        self.url_model: type[BaseModel] = (
+            create_model(  # type: ignore[call-overload]
+                f"{title}_UrlInput",
+                __config__=ConfigDict(
+                    extra="forbid", validate_by_name=False, validate_by_alias=True
+                ),
+                **{name: value for name, value in fields.items() if name not in images},
+            )
+            if images
+            else self.model
+        )
+        """The inputs a URL can carry (``GET …/stream``, signed URLs): all but images."""
 
     def json_schema(self) -> dict[str, Any]:
         return self.model.model_json_schema()
@@ -198,15 +218,26 @@ class ChainInputs:
             raise errors.invalid_input(exc, prefix=prefix) from None
         return self._variables(validated)
 
-    def parse_query(self, query: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:
+    def parse_query(
+        self, query: Mapping[str, str] | Iterable[tuple[str, str]], *, images: bool = False
+    ) -> dict[str, Any]:
         """Query parameters (all text; pairs, so a name given twice is seen) → prompt
-        variables; messages inputs are JSON."""
+        variables; messages inputs are JSON. Image inputs are refused unless ``images`` (the
+        command line's ``-i photo=@cat.png``, which is no URL)."""
         data: dict[str, Any] = {}
         pairs = query.items() if isinstance(query, Mapping) else query
         for name, value in pairs:
             if name in data:
                 raise errors.bad_request(f"input.{name}", "given more than once; give it once")
             spec = self._specs.get(name)
+            if spec is not None and spec.type == "image" and not images:
+                # Megabytes of base64 do not belong in a URL (servers, proxies and logs cap
+                # and record URLs): images travel in a POST body only.
+                raise errors.bad_request(
+                    f"input.{name}",
+                    "an image cannot be sent in a URL; POST the inputs as JSON to "
+                    "/invoke or /stream instead",
+                )
             if spec is not None and spec.type == "messages":
                 try:
                     data[name] = json.loads(value)
@@ -312,10 +343,12 @@ def _repeated_path(value: Any) -> list[str] | None:
     return None
 
 
-def _field(spec: InputSpec, max_input_length: int, alias: str) -> tuple[Any, Any]:
+def _field(spec: InputSpec, max_input_length: int, alias: str, images: int) -> tuple[Any, Any]:
     annotation: Any
     constraints: dict[str, Any] = {"description": spec.description or None, "alias": alias}
-    if spec.type == "messages":
+    if spec.type == "image":
+        annotation = image_field(images, optional=not spec.is_required)
+    elif spec.type == "messages":
         annotation = list[ChatMessage]
         if spec.max_length:
             constraints["max_length"] = spec.max_length
@@ -345,6 +378,8 @@ def _field(spec: InputSpec, max_input_length: int, alias: str) -> tuple[Any, Any
         default: Any = ...
     elif spec.default is not None:
         default = spec.default
+    elif spec.type == "image":
+        default = None  # an optional image not sent: its prompt item is left out
     else:
         default = [] if spec.type == "messages" else ""
     return annotation, Field(default, **constraints)

@@ -16,8 +16,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from service.chains import error_texts as texts
-from service.chains.compat import check_model
+from service.chains.cache_points import check_cache
+from service.chains.compat import check_model, image_problem
 from service.chains.expansion import TooManyValues, compose
+from service.chains.output_schema import resolve as resolve_output
 from service.chains.reading import DEFAULT_MAX_BYTES, UnreadableFile, read_chain_file
 from service.chains.spec import NAME_PATTERN, ChainSpec
 from service.chains.templates import check_variables
@@ -115,10 +117,10 @@ def load_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> ChainSpec:
         text = read_chain_file(path, max_bytes)
     except UnreadableFile as exc:
         raise ChainFileErrors([ChainFileError(path, exc.line, "", exc.message)]) from None
-    return parse(text, path)
+    return parse(text, path, max_bytes)
 
 
-def parse(text: str, path: Path) -> ChainSpec:
+def parse(text: str, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> ChainSpec:
     """Chain file text → spec; ``path`` names the file in errors and gives the default name."""
     try:
         root = compose(text)  # bounded first: aliases expand as values are built
@@ -158,8 +160,17 @@ def parse(text: str, path: Path) -> ChainSpec:
                     )
                 ]
             )
-    errors = check_variables(spec, locate) + check_tests(spec, locate)
-    errors += [locate.error(problem.where, problem.message) for problem in check_model(spec.model)]
+    # The output schema first: a $ref is replaced by its file's schema before anything uses it.
+    errors = [locate.error(p.where, p.message) for p in resolve_output(spec, path, max_bytes)]
+    errors += check_variables(spec, locate) + check_tests(spec, locate)
+    for index, model in enumerate(spec.models):  # the model, then each fallback at its item
+        at: tuple[Any, ...] = ("model",) if index == 0 else ("model", "fallbacks", index - 1)
+        problems = check_model(model)
+        errors += [locate.error(at + problem.where[1:], problem.message) for problem in problems]
+        if any(message.role == "image" for message in spec.prompt.messages):
+            cannot = image_problem(model)
+            errors += [locate.error((*at, "provider"), cannot)] if cannot else []
+    errors += [locate.error(problem.where, problem.message) for problem in check_cache(spec)]
     if errors:
         raise ChainFileErrors(errors)
     spec._source = (path, locate.error(("model",), "").line)

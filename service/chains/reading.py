@@ -9,12 +9,16 @@ without blocking, and read to at most ``max_bytes`` + 1 bytes.
 Symlinks are followed only within the folder (``x.yaml -> versions/x-v2.yaml``, a Kubernetes
 ConfigMap's ``..data`` links): a chains folder should not pull in arbitrary files, whose text
 would then appear in error messages and prompts.
+
+The same rules read other files a chain file names (a chain test's ``photo: cat.png``):
+:func:`read_file_bytes` with a folder, a size limit and that file's own :class:`Wording`.
 """
 
 import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any, Protocol
 
 from service.chains import error_texts as texts
 
@@ -31,26 +35,25 @@ class UnreadableFile(Exception):
         self.line = line
 
 
+class Wording(Protocol):
+    """How each refusal is worded: chain files' words are :mod:`error_texts`'s; another kind
+    of file brings its own (naming its limit's setting and its fix)."""
+
+    def outside_folder(self, target: Any) -> str: ...
+    def not_regular(self, kind: str) -> str: ...
+    def too_big(self, size: int, limit: int, grew: bool = False) -> str: ...
+    def symlink_loop(self) -> str: ...
+    def dangling_symlink(self, target: str) -> str: ...
+    def cannot_read(self, exc: OSError) -> str: ...
+
+
 def read_chain_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The text of the chain file ``path``, whose folder is ``path.parent``.
 
     Raises :class:`UnreadableFile` for anything but a regular UTF-8 file of at most
     ``max_bytes`` inside that folder.
     """
-    try:
-        info = os.stat(path)  # follows symlinks: what would be read
-    except OSError as exc:
-        raise UnreadableFile(_stat_problem(path, exc)) from None
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(os.path.realpath(path.parent)):
-        raise UnreadableFile(texts.outside_folder(real))
-    if not stat.S_ISREG(info.st_mode):
-        raise UnreadableFile(texts.not_regular(_kind(info.st_mode)))
-    if info.st_size > max_bytes:
-        raise UnreadableFile(texts.too_big(info.st_size, max_bytes))
-    data = _read_at_most(real, max_bytes + 1)
-    if len(data) > max_bytes:  # it grew since the stat
-        raise UnreadableFile(texts.too_big(max_bytes, max_bytes, grew=True))
+    data = read_file_bytes(path, path.parent, max_bytes, texts)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,18 +63,38 @@ def read_chain_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _read_at_most(path: Path, limit: int) -> bytes:
+def read_file_bytes(path: Path, folder: Path, max_bytes: int, words: Wording) -> bytes:
+    """The bytes of ``path``: :class:`UnreadableFile`, worded by ``words``, for anything but a
+    regular file of at most ``max_bytes`` inside ``folder`` (symlinks followed only within)."""
+    try:
+        info = os.stat(path)  # follows symlinks: what would be read
+    except OSError as exc:
+        raise UnreadableFile(_stat_problem(path, exc, words)) from None
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(folder)):
+        raise UnreadableFile(words.outside_folder(real))
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile(words.not_regular(_kind(info.st_mode)))
+    if info.st_size > max_bytes:  # refused before a byte is read
+        raise UnreadableFile(words.too_big(info.st_size, max_bytes))
+    data = _read_at_most(real, max_bytes + 1, words)
+    if len(data) > max_bytes:  # it grew since the stat
+        raise UnreadableFile(words.too_big(max_bytes, max_bytes, grew=True))
+    return data
+
+
+def _read_at_most(path: Path, limit: int, words: Wording) -> bytes:
     # O_NONBLOCK: should a FIFO replace the file after the stat, opening it does not wait for
     # a writer; O_NOFOLLOW: nor does a symlink swapped in at the last moment get followed.
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise UnreadableFile(texts.cannot_read(exc)) from None
+        raise UnreadableFile(words.cannot_read(exc)) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise UnreadableFile(texts.not_regular(_kind(mode)))
+            raise UnreadableFile(words.not_regular(_kind(mode)))
         chunks: list[bytes] = []
         size = 0
         while size < limit:
@@ -82,17 +105,17 @@ def _read_at_most(path: Path, limit: int) -> bytes:
             size += len(chunk)
         return b"".join(chunks)
     except OSError as exc:
-        raise UnreadableFile(texts.cannot_read(exc)) from None
+        raise UnreadableFile(words.cannot_read(exc)) from None
     finally:
         os.close(fd)
 
 
-def _stat_problem(path: Path, exc: OSError) -> str:
+def _stat_problem(path: Path, exc: OSError, words: Wording) -> str:
     if exc.errno == errno.ELOOP:
-        return texts.symlink_loop()
+        return words.symlink_loop()
     if exc.errno == errno.ENOENT and os.path.islink(path):
-        return texts.dangling_symlink(os.readlink(path))
-    return texts.cannot_read(exc)
+        return words.dangling_symlink(os.readlink(path))
+    return words.cannot_read(exc)
 
 
 def _kind(mode: int) -> str:

@@ -8,10 +8,9 @@ exactly what runs — placeholders spliced in, mustache and f-string alike. ``PO
 from typing import Any
 
 from langchain_core.messages import BaseMessage
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableSequence
 
 from service.chains.catalog import Chain
+from service.chains.images import shown_part
 
 # LangChain's message types → the roles chain files and Bedrock use.
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -30,10 +29,7 @@ def render(chain: Chain, variables: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_messages(chain: Chain, variables: dict[str, Any]) -> list[BaseMessage]:
-    assert isinstance(chain.runnable, RunnableSequence)
-    prompt = chain.runnable.first
-    assert isinstance(prompt, ChatPromptTemplate)
-    return prompt.invoke(variables).to_messages()
+    return chain.assembly.prompt.invoke(variables).to_messages()
 
 
 def transcript(messages: list[dict[str, Any]]) -> str:
@@ -42,4 +38,7 @@ def transcript(messages: list[dict[str, Any]]) -> str:
 
 
 def _message(message: BaseMessage) -> dict[str, Any]:
-    return {"role": _ROLES.get(message.type, message.type), "content": message.content}
+    content = message.content
+    if isinstance(content, list):  # a user message with images: its parts as lines of text
+        content = "\n".join(shown_part(part) for part in content)
+    return {"role": _ROLES.get(message.type, message.type), "content": content}

@@ -9,101 +9,25 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from service.chains.model_spec import ModelSpec, Strict, fallback_models
 from service.chains.patterns import compile_pattern
 from service.chaintests.spec import ChainTest
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-InputType = Literal["string", "integer", "number", "boolean", "messages"]
+InputType = Literal["string", "integer", "number", "boolean", "messages", "image"]
 ROLES = ("system", "user", "assistant")
 _NEEDS_DEFAULT = ("integer", "number", "boolean")
 _NUMBERS = ("integer", "number")
-_INFERENCE_PROFILE_GEOS = ("us", "eu", "apac", "jp", "au", "ca", "us-gov", "global")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelParams(Strict):
-    """Inference parameters, passed to the model unchanged."""
-
-    temperature: float | None = Field(None, ge=0, le=1, description="Sampling temperature, 0–1.")
-    max_tokens: int | None = Field(None, ge=1, description="Most tokens the model may generate.")
-    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling, 0–1.")
-    stop: list[str] | None = Field(None, description="Stop sequences.")
-
-
-class ModelSpec(Strict):
-    provider: Literal["bedrock-converse", "bedrock"] = Field(
-        "bedrock-converse",
-        description="bedrock-converse: ChatBedrockConverse (Converse API, any model); "
-        "bedrock: ChatBedrock (InvokeModel API).",
-    )
-    id: str = Field(min_length=1, description="Bedrock model id or inference profile id/ARN.")
-    region: str | None = Field(None, description="AWS region; default: AWS_REGION.")
-    base_model: str | None = Field(
-        None,
-        description="When id is an ARN (an application inference profile): the foundation "
-        "model behind it, e.g. anthropic.claude-3-haiku-20240307-v1:0.",
-    )
-    params: ModelParams = Field(default_factory=ModelParams)
-    streaming: bool | None = Field(
-        None,
-        description="false: accept that this model's replies arrive in one piece (langchain-aws "
-        "cannot stream it); refused for a model it streams. Default: the model must stream.",
-    )
-    additional_request_fields: dict[str, Any] | None = Field(
-        None,
-        description="Model-specific request fields, sent as they are (Converse: "
-        "additionalModelRequestFields; InvokeModel: merged into the body), e.g. {top_k: 50}.",
-    )
-
-    @model_validator(mode="after")
-    def _arn_needs_base_model(self) -> "ModelSpec":
-        if self.id.startswith("arn:") and not self.base_model:
-            raise ValueError(
-                "a model ARN does not say which model it serves: add base_model, the "
-                "foundation model id behind it (e.g. anthropic.claude-3-haiku-20240307-v1:0)"
-            )
-        return self
-
-    @property
-    def vendor(self) -> str | None:
-        """Whose model an ARN serves (langchain-aws cannot tell from the ARN)."""
-        if not self.base_model:
-            return None
-        return _foundation_model(self.base_model).partition(".")[0]
-
-    def iam_resources(self) -> list[str]:
-        """The ARNs IAM must allow ``bedrock:InvokeModel*`` on for this model.
-
-        A cross-region inference profile (``us.anthropic...``) needs the profile and its
-        foundation model in every region it routes to; a foundation model, only itself.
-        """
-        region = self.region or "*"
-        if self.id.startswith("arn:"):
-            assert self.base_model is not None
-            foundation = _foundation_model(self.base_model)
-            return [self.id, f"arn:aws:bedrock:*::foundation-model/{foundation}"]
-        foundation = _foundation_model(self.id)
-        if foundation != self.id:
-            return [
-                f"arn:aws:bedrock:{region}:*:inference-profile/{self.id}",
-                f"arn:aws:bedrock:*::foundation-model/{foundation}",
-            ]
-        return [f"arn:aws:bedrock:{region}::foundation-model/{self.id}"]
-
-
-def _foundation_model(model_id: str) -> str:
-    """A cross-region inference profile id without its geography: ``us.x`` → ``x``."""
-    geo, _, rest = model_id.partition(".")
-    return rest if geo in _INFERENCE_PROFILE_GEOS and rest else model_id
+MESSAGE_KINDS = (*ROLES, "placeholder", "image")
 
 
 class MessageSpec(Strict):
-    """One prompt message: exactly one of ``system``, ``user``, ``assistant``, ``placeholder``."""
+    """One prompt message: exactly one of ``system``, ``user``, ``assistant``,
+    ``placeholder``, ``image`` — and, on a system, user or assistant message, ``cache``."""
 
     system: str | None = None
     user: str | None = None
@@ -111,20 +35,32 @@ class MessageSpec(Strict):
     placeholder: str | None = Field(
         None, description="Name of a `messages` input spliced in here (chat history)."
     )
+    image: str | None = Field(
+        None, description="Name of an `image` input, placed here in a user message."
+    )
+    cache: bool = Field(
+        False,
+        description="true: a prompt-cache point after this message — what comes before it is "
+        "cached by Bedrock and read from the cache by later requests (models that cache).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "MessageSpec":
-        given = [key for key in (*ROLES, "placeholder") if getattr(self, key) is not None]
+        given = [key for key in MESSAGE_KINDS if getattr(self, key) is not None]
         if len(given) != 1:
             raise ValueError(
-                "a message has exactly one key: system, user, assistant or placeholder"
+                "a message has exactly one key: system, user, assistant, placeholder or image"
                 + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.cache and given[0] not in ROLES:
+            raise ValueError(
+                f"cache applies to system, user and assistant messages, not {given[0]}"
             )
         return self
 
     @property
     def role(self) -> str:
-        return next(key for key in (*ROLES, "placeholder") if getattr(self, key) is not None)
+        return next(key for key in MESSAGE_KINDS if getattr(self, key) is not None)
 
     @property
     def text(self) -> str:
@@ -204,6 +140,11 @@ class InputSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "InputSpec":
+        if self.type == "image" and self.default is not None:
+            raise ValueError(
+                "an image input has no default; to let callers leave it out, write "
+                "required: false (its image item is then left out of the prompt)"
+            )
         if self.required and self.default is not None:
             raise ValueError("an input with a default is not required; drop one of the two")
         if self.enum is not None and self.type not in ("string", "integer", "number"):
@@ -313,6 +254,23 @@ def _is_a(kind: str, value: Any) -> bool:
     return isinstance(value, allowed) and not isinstance(value, bool) and math.isfinite(value)
 
 
+class OutputSpec(Strict):
+    """Structured output: the chain returns a JSON object that conforms to ``schema``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    json_schema: dict[str, Any] = Field(
+        alias="schema",
+        description='A JSON Schema (type: object), inline or {"$ref": "file.json"}: a JSON file '
+        "beside the chain file.",
+    )
+    method: Literal["json_schema", "function_calling"] | None = Field(
+        None,
+        description="How the model is made to follow the schema; default: json_schema (Bedrock's "
+        "structured outputs) for models that have it, else function_calling (a forced tool).",
+    )
+
+
 class ChainSpec(Strict):
     name: str | None = Field(
         None, pattern=NAME_PATTERN, description="URL segment; default: the file name's stem."
@@ -321,12 +279,20 @@ class ChainSpec(Strict):
     model: ModelSpec
     prompt: PromptSpec
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    output: OutputSpec | None = Field(
+        None, description="Structured output: a JSON Schema the reply conforms to."
+    )
     tests: list[ChainTest] = Field(
         default_factory=list,
         description="Examples with expectations, run by chainserve test.",
     )
     _source: tuple[Path, int] = PrivateAttr(default=(Path("<memory>"), 1))
     """The file it came from, and the line of its ``model`` (for errors found later)."""
+
+    @property
+    def models(self) -> list[ModelSpec]:
+        """The chain's model, then its fallbacks (each as a whole model), in the order tried."""
+        return [self.model, *fallback_models(self.model)]
 
     @property
     def source_path(self) -> Path:

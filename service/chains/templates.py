@@ -29,6 +29,13 @@ class TemplateProblem(ValueError):
     """A template chain files refuse; the text says what to write instead."""
 
 
+# The items that place an input in the prompt: the input type each needs, and the fix said.
+_PLACES = {
+    "placeholder": ("messages", ""),
+    "image": ("image", "; declare it with type: image, or place text with a user message"),
+}
+
+
 def check_variables(spec: ChainSpec, locate: "_Locator") -> list["ChainFileError"]:
     """The prompt's template variables must be exactly the declared inputs."""
     errors: list[ChainFileError] = []
@@ -37,15 +44,16 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list["ChainFileError
     declared = spec.inputs
     for index, message in enumerate(spec.prompt.messages):
         where = ("prompt", "messages", index)
-        if message.role == "placeholder":
+        if message.role in _PLACES:  # an item that places one input: placeholder, image
             names = {message.text}
+            needed, fix = _PLACES[message.role]
             input_spec = declared.get(message.text)
-            if input_spec is not None and input_spec.type != "messages":
+            if input_spec is not None and input_spec.type != needed:
                 errors.append(
                     locate.error(
                         where,
-                        f"placeholder {message.text!r} needs an input of type messages, "
-                        f"but inputs.{message.text} is {input_spec.type}",
+                        f"{message.role} {message.text!r} needs an input of type {needed}, "
+                        f"but inputs.{message.text} is {input_spec.type}{fix}",
                     )
                 )
         else:
@@ -68,20 +76,25 @@ def check_variables(spec: ChainSpec, locate: "_Locator") -> list["ChainFileError
             errors.extend(_messages_inputs_in_text(spec, message, names, locate, where))
         for name in sorted(names - declared.keys()):
             hint = texts.did_you_mean(name, declared)
-            errors.append(
-                locate.error(
-                    where,
-                    f"template uses {_show_var(spec, name)} but no input {name!r} is "
-                    f"declared{hint}; declare it under inputs or fix the name",
-                )
+            problem = (
+                f"'- image: {name}' names no declared input{hint}; declare {name} under "
+                "inputs with type: image, or fix the name"
+                if message.role == "image"
+                else f"template uses {_show_var(spec, name)} but no input {name!r} is "
+                f"declared{hint}; declare it under inputs or fix the name"
             )
+            errors.append(locate.error(where, problem))
         used |= names
     for name in sorted(declared.keys() - used) if not partial else []:
+        how = (
+            f"place it with '- image: {name}' in the prompt's messages"
+            if declared[name].type == "image"
+            else f"use {_show_var(spec, name)} in a message"
+        )
         errors.append(
             locate.error(
                 ("inputs", name),
-                f"input {name!r} is declared but the prompt never uses it; "
-                f"use {_show_var(spec, name)} in a message or remove the input",
+                f"input {name!r} is declared but the prompt never uses it; {how} or remove the input",
             )
         )
     return errors
@@ -129,15 +142,23 @@ def _messages_inputs_in_text(
     locate: "_Locator",
     where: tuple[Any, ...],
 ) -> list["ChainFileError"]:
-    return [
-        locate.error(
-            where,
-            f"input {name!r} is a list of messages; splice it in with "
-            f"'- placeholder: {name}' instead of {_show_var(spec, name)} in a {message.role} message",
-        )
-        for name in sorted(names)
-        if name in spec.inputs and spec.inputs[name].type == "messages"
-    ]
+    problems = []
+    for name in sorted(names):
+        kind = spec.inputs[name].type if name in spec.inputs else None
+        if kind == "messages":
+            problems.append(
+                f"input {name!r} is a list of messages; splice it in with "
+                f"'- placeholder: {name}' instead of {_show_var(spec, name)} in a "
+                f"{message.role} message"
+            )
+        elif kind == "image":
+            # In text it would be megabytes of base64 that the model reads as text.
+            problems.append(
+                f"input {name!r} is an image; place it with '- image: {name}' (an item of "
+                f"its own, next to the user text) instead of {_show_var(spec, name)} in a "
+                f"{message.role} message"
+            )
+    return [locate.error(where, problem) for problem in problems]
 
 
 def _show_var(spec: ChainSpec, name: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from service.chains.images import read_image_file
 from service.chains.inputs import ChainInputs
 from service.chains.spec import ChainSpec
 from service.chaintests.spec import ChainTest, TextChecks
@@ -32,6 +33,7 @@ def check_tests(spec: ChainSpec, locate: "_Locator") -> list["ChainFileError"]:
         spec,
         Settings.model_fields["max_input_length"].default,
         Settings.model_fields["max_batch_size"].default,
+        Settings.model_fields["max_image_bytes"].default,
     )
     first_named: dict[str, int] = {}
     for index, test in enumerate(spec.tests):
@@ -46,7 +48,8 @@ def check_tests(spec: ChainSpec, locate: "_Locator") -> list["ChainFileError"]:
                 )
             )
         first_named.setdefault(test.name, index)
-        problems.extend(_input_problems(spec, inputs, test, where, locate))
+        unreadable = _image_files(spec, test, where, locate)  # said once: not also as input
+        problems.extend(unreadable or _input_problems(spec, inputs, test, where, locate))
         _record_lines(test, where, locate)
     return problems
 
@@ -73,6 +76,28 @@ def _input_problems(
             problems.append(replace(locate.error(line_of, message), where=_dotted(loc)))
         return sorted(problems, key=lambda problem: problem.line)
     return []
+
+
+def _image_files(
+    spec: ChainSpec, test: ChainTest, where: tuple[Any, ...], locate: "_Locator"
+) -> list["ChainFileError"]:
+    """An image input given as a file name (``photo: cat.png``) is read from beside the chain
+    file and replaced by its data URL, so the test then runs as an HTTP request would."""
+    problems = []
+    for name, value in test.inputs.items():
+        kind = spec.inputs[name].type if name in spec.inputs else None
+        if kind != "image" or not isinstance(value, str) or value.startswith("data:"):
+            continue
+        try:
+            test.inputs[name] = read_image_file(
+                locate.path.parent, value, Settings.model_fields["max_image_bytes"].default
+            )
+        except ValueError as exc:
+            problems.append(locate.error((*where, "inputs", name), f"{exc}; {_IMAGE_FILE}"))
+    return problems
+
+
+_IMAGE_FILE = "give a data URL, or the name of an image file beside the chain file"
 
 
 def _hint(error: Any, spec: ChainSpec) -> str:

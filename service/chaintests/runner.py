@@ -127,6 +127,8 @@ def run_case(case: Case, *, live: bool, retry_after: int) -> Outcome:
                     else failure.message
                 )
                 return error(f"the model call failed: {failure.status} {detail}", failures)
+            if not isinstance(output, str):  # a structured chain's object: checked as JSON text
+                output = json.dumps(output, ensure_ascii=False)
             if test.output is not None:
                 failures += run_checks(test.output, output, "output")
             if live and test.live is not None and test.live.output is not None:

@@ -101,7 +101,8 @@ class ChainTest(_Strict):
     inputs: dict[str, Any] = Field(
         default_factory=dict,
         description="The chain's inputs, as in an invoke body's \"input\"; a messages input "
-        'is a list of {"role": ..., "content": ...}.',
+        'is a list of {"role": ..., "content": ...}; an image input a data URL or the name of '
+        "an image file beside the chain file.",
     )
     prompt: TextChecks | None = Field(
         None, description='Checks on the rendered prompt, as "role: content" lines.'

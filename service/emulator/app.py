@@ -18,9 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.emulator import responses, validation
+from service.emulator import controls, responses, validation
 from service.emulator.bedrock_errors import ERRORS, BedrockError, fault_error
 from service.emulator.content import Content, read_anthropic, read_converse
+from service.emulator.examples import broken_reply
 from service.emulator.replies import Cache, Reply, plan
 from service.emulator.state import Call, EmulatorState, Fault, Pace
 
@@ -44,9 +45,12 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
                     raise BedrockError(403, "AccessDeniedException", "Missing Authentication Token")
                 body = validation.parse_body(await request.body())
                 reply = parse(model, body, state)
+                reply = controls.apply(operation, body, request.headers, reply, call)
                 call.tokens_planned = reply.output_tokens
                 fault = state.take_fault(model)
                 call.fault = fault.kind if fault else None
+                if fault and fault.kind == "invalid_output":
+                    reply = broken_reply(reply)
                 if fault and fault.kind in ERRORS:
                     raise fault_error(fault.kind, model)
                 return await respond(reply, call, fault, state)
@@ -122,7 +126,7 @@ def _plan(
     cache = None
     if content.cache_key is not None:
         cache = Cache(content.cache_tokens, hit=state.cache_prompt(content.cache_key))
-    return plan(
+    reply = plan(
         model,
         content.system,
         content.turns,
@@ -133,7 +137,9 @@ def _plan(
         tool=content.tool_call(),
         input_tokens=content.input_tokens,
         cache=cache,
+        text=content.structured_text(),
     )
+    return dataclasses.replace(reply, schema=content.reply_schema())
 
 
 # -- control ----------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Text is echoed as it is. Other blocks are echoed as a short description (``[image png
 64×64]``, ``[toolResult: 21 °C]``) and counted in usage as Bedrock would roughly count them: an
-image ``width × height / 750`` tokens (Anthropic's rule; PNG, GIF and JPEG sizes are read from
-the bytes), a document the words of its text (binary formats: a token per 100 bytes), tool
+image ``width × height / 750`` tokens (Anthropic's rule; PNG, GIF, JPEG and WebP sizes are
+read from the bytes), a document the words of its text (binary formats: a token per 100 bytes), tool
 definitions the words of their JSON. Cache points (``cachePoint``, ``cache_control``) mark the
 prefix that is written to, then read from, the emulator's prompt cache. With tools, the reply
 calls one (see :meth:`Content.tool_call`).
@@ -14,10 +14,12 @@ import binascii
 import hashlib
 import json
 import math
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+# One reader of image headers for the service and its emulator; tests pin it to sizes.
+from service.chains.images import dimensions
+from service.emulator.examples import example
 from service.emulator.replies import ToolCall, Turn, count_tokens
 
 _TEXT_DOCUMENTS = ("txt", "md", "csv", "html", "htm", "text/plain", "text/markdown", "text/csv")
@@ -38,6 +40,8 @@ class Content:
     last_user_text: str = ""
     cache_key: str | None = None
     """What precedes the last cache point (a digest); None: the request has none."""
+    output_schema: dict[str, Any] | None = None
+    """Converse's outputConfig JSON schema: the reply is a JSON text that conforms to it."""
     cache_tokens: int = 0
 
     @property
@@ -54,8 +58,21 @@ class Content:
             return None
         named = [tool for tool in self.tools if tool[0] == self.tool_name]
         name, schema = named[0] if self.tool_choice == "tool" and named else self.tools[0]
-        value = _example(schema, self.last_user_text or "emulator")
+        value = example(schema, self.last_user_text)
         return ToolCall(name, value if isinstance(value, dict) else {})
+
+    def reply_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the reply's JSON follows: outputConfig's, or the called tool's."""
+        call = self.tool_call()
+        if self.output_schema is not None or call is None:
+            return self.output_schema
+        return next(schema for name, schema in self.tools if name == call.name)
+
+    def structured_text(self) -> str | None:
+        """The reply's text under ``outputConfig``: JSON conforming to its schema."""
+        if self.output_schema is None:
+            return None
+        return json.dumps(example(self.output_schema, self.last_user_text))
 
 
 class _Reader:
@@ -95,6 +112,9 @@ def read_converse(model: str, body: dict[str, Any]) -> Content:
     choice = config.get("toolChoice") or {"auto": {}}
     content.tool_choice = next(iter(choice), "auto")
     content.tool_name = (choice.get("tool") or {}).get("name")
+    text_format = (body.get("outputConfig") or {}).get("textFormat") or {}
+    if text_format.get("type") == "json_schema":  # a malformed schema: a ValidationException
+        content.output_schema = json.loads(text_format["structure"]["jsonSchema"]["schema"])
     for block in body.get("system") or []:
         if "cachePoint" in block:
             reader.cache_point()
@@ -231,30 +251,11 @@ def _b64(data: Any) -> bytes:
 
 
 def _image(kind: str, raw: bytes) -> tuple[str, int]:
-    size = _image_size(raw)
+    size = dimensions(raw)
     if size is None:
         return f"[image {kind}, {len(raw)} bytes]", max(1, math.ceil(len(raw) / 750))
     width, height = size
     return f"[image {kind} {width}×{height}]", max(1, math.ceil(width * height / 750))
-
-
-def _image_size(raw: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG, GIF or JPEG header."""
-    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
-        width, height = struct.unpack(">II", raw[16:24])
-        return int(width), int(height)
-    if raw[:6] in (b"GIF87a", b"GIF89a") and len(raw) >= 10:
-        width, height = struct.unpack("<HH", raw[6:10])
-        return int(width), int(height)
-    if raw[:2] == b"\xff\xd8":
-        at = 2
-        while at + 9 <= len(raw) and raw[at] == 0xFF:
-            marker, length = raw[at + 1], struct.unpack(">H", raw[at + 2 : at + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", raw[at + 5 : at + 9])
-                return int(width), int(height)
-            at += 2 + length
-    return None
 
 
 def _doc(kind: str, raw: bytes) -> int:
@@ -267,27 +268,3 @@ def _last_user_text(turns: list[tuple[str, str]]) -> str:
     return next(
         (text.strip() for role, text in reversed(turns) if role == "user" and text.strip()), ""
     )
-
-
-def _example(schema: dict[str, Any], text: str) -> Any:
-    """A value the schema accepts: strings are the user's last words."""
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or "properties" in schema:
-        properties = schema.get("properties") or {}
-        names = schema.get("required") or list(properties)
-        return {name: _example(properties.get(name) or {}, text) for name in names}
-    if kind == "array":
-        return [_example(schema.get("items") or {}, text)] * int(schema.get("minItems", 0))
-    if kind in ("integer", "number"):
-        return schema.get("minimum", 0)
-    if kind == "boolean":
-        return False
-    if kind == "null":
-        return None
-    return text

@@ -6,7 +6,7 @@ length, stop reason and token counts follow from the request alone.
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _TOKEN = re.compile(r"\s*\S+")
@@ -34,9 +34,9 @@ class ToolCall:
         return max(1, count_tokens(self.json))
 
     def json_parts(self) -> list[str]:
-        """The input JSON in the pieces a stream sends it in (two, or one when short)."""
-        half = len(self.json) // 2
-        return [self.json[:half], self.json[half:]] if half else [self.json]
+        """The input JSON in the pieces a stream sends it in: word by word, as text is, so
+        a client sees the object grow."""
+        return _TOKEN.findall(self.json) or [self.json]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,19 @@ class Reply:
     cache: Cache | None = None
     response_field_paths: tuple[str, ...] = ()
     """Converse's additionalModelResponseFieldPaths: JSON pointers into the model's own reply."""
+    schema: dict[str, Any] | None = None
+    """Structured output: the JSON Schema the reply's JSON (text, or the tool's input) follows."""
+    reasoning: tuple[str, ...] = ()
+    """The reasoning tokens streamed before the text (a request that asked the model to think)."""
+    trace: dict[str, Any] | None = None
+    """Converse's ``trace`` (a guardrail's assessment)."""
+    echoed: dict[str, Any] = field(default_factory=dict)
+    """Converse's performanceConfig and serviceTier, repeated from the request."""
+
+    @property
+    def text_index(self) -> int:
+        """The text's content block: after the reasoning block, if there is one."""
+        return 1 if self.reasoning else 0
 
     @property
     def text(self) -> str:
@@ -64,7 +77,7 @@ class Reply:
 
     @property
     def output_tokens(self) -> int:
-        return len(self.tokens) + (self.tool.tokens if self.tool else 0)
+        return len(self.tokens) + (self.tool.tokens if self.tool else 0) + len(self.reasoning)
 
     @property
     def cache_read(self) -> int:
@@ -73,6 +86,11 @@ class Reply:
     @property
     def cache_write(self) -> int:
         return self.cache.tokens if self.cache and not self.cache.hit else 0
+
+
+def words(text: str) -> list[str]:
+    """The tokens a text is streamed in: each word with the whitespace before it."""
+    return _TOKEN.findall(text)
 
 
 def count_tokens(text: str) -> int:
@@ -106,11 +124,16 @@ def plan(
     tool: ToolCall | None = None,
     input_tokens: int | None = None,
     cache: Cache | None = None,
+    text: str | None = None,
 ) -> Reply:
     """The reply to one request. ``reply_tokens`` repeats the transcript to that many tokens;
     ``tool`` is called after the text, unless a stop sequence or ``max_tokens`` ends it first;
-    ``input_tokens`` (default: the words received) includes ``cache.tokens``."""
-    text = transcript(model_id, system, turns, tools)
+    ``input_tokens`` (default: the words received) includes ``cache.tokens``; ``text`` is the
+    reply's text instead of the transcript (structured output's JSON)."""
+    if text is None:
+        text = transcript(model_id, system, turns, tools)
+    else:
+        reply_tokens = None
     tokens = _TOKEN.findall(text)
     if reply_tokens is not None:
         tokens = [_spaced(tokens[i % len(tokens)], i) for i in range(reply_tokens)]

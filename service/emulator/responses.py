@@ -19,6 +19,14 @@ from service.emulator.bedrock_errors import (
     STREAM_ERRORS,
     fault_error,
 )
+from service.emulator.control_frames import (
+    SIGNATURE,
+    anthropic_thinking,
+    cache_metrics,
+    converse_reasoning,
+    echoed_headers,
+    stream_metadata,
+)
 from service.emulator.replies import Reply
 from service.emulator.state import STREAM_FAULTS, Call, EmulatorState, Fault, Pace
 
@@ -60,6 +68,9 @@ def _anthropic_usage(reply: Reply, output_tokens: int) -> dict[str, int]:
 def _anthropic_message(reply: Reply, call: Call) -> dict[str, Any]:
     """The model's own reply (the Anthropic Messages body), as InvokeModel returns it."""
     content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
+    if reply.reasoning:
+        thinking = "".join(reply.reasoning)
+        content.insert(0, {"type": "thinking", "thinking": thinking, "signature": SIGNATURE})
     if reply.tool is not None:
         content.append(
             {
@@ -123,6 +134,9 @@ async def converse(reply: Reply, call: Call, fault: Fault | None, state: Emulato
     started = time.monotonic()
     await _whole_reply(reply, call, fault, state)
     content: list[dict[str, Any]] = [{"text": reply.text}]
+    if reply.reasoning:
+        text = {"text": "".join(reply.reasoning), "signature": SIGNATURE}
+        content.insert(0, {"reasoningContent": {"reasoningText": text}})
     if reply.tool is not None:
         tool_use = {"toolUseId": _tool_use_id(call), "name": reply.tool.name}
         content.append({"toolUse": tool_use | {"input": reply.tool.input}})
@@ -134,6 +148,9 @@ async def converse(reply: Reply, call: Call, fault: Fault | None, state: Emulato
     }
     if reply.response_field_paths:
         body["additionalModelResponseFields"] = _response_fields(reply, call)
+    body |= reply.echoed  # performanceConfig, serviceTier
+    if reply.trace is not None:
+        body["trace"] = reply.trace
     return JSONResponse(body)
 
 
@@ -148,36 +165,46 @@ async def invoke(reply: Reply, call: Call, fault: Fault | None, state: EmulatorS
     if reply.cache is not None:
         headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cache_read)
         headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(reply.cache_write)
+    headers |= echoed_headers(reply)
     return JSONResponse(_anthropic_message(reply, call), headers=headers)
 
 
 async def converse_stream(
     reply: Reply, call: Call, fault: Fault | None, state: EmulatorState
 ) -> Response:
+    text_index = reply.text_index
+
     def frames(token: str | None) -> list[bytes]:
         if token is None:
-            return [eventstream.event("messageStart", {"role": "assistant"})]
+            return [
+                eventstream.event("messageStart", {"role": "assistant"}),
+                *converse_reasoning(reply),
+            ]
         return [
             eventstream.event(
-                "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}}
+                "contentBlockDelta", {"contentBlockIndex": text_index, "delta": {"text": token}}
             )
         ]
 
     def closing(started: float) -> list[bytes]:
-        events = [eventstream.event("contentBlockStop", {"contentBlockIndex": 0})]
+        events = [eventstream.event("contentBlockStop", {"contentBlockIndex": text_index})]
         if reply.tool is not None:
             start = {"toolUse": {"toolUseId": _tool_use_id(call), "name": reply.tool.name}}
             events.append(
-                eventstream.event("contentBlockStart", {"contentBlockIndex": 1, "start": start})
+                eventstream.event(
+                    "contentBlockStart", {"contentBlockIndex": text_index + 1, "start": start}
+                )
             )
             events += [
                 eventstream.event(
                     "contentBlockDelta",
-                    {"contentBlockIndex": 1, "delta": {"toolUse": {"input": part}}},
+                    {"contentBlockIndex": text_index + 1, "delta": {"toolUse": {"input": part}}},
                 )
                 for part in reply.tool.json_parts()
             ]
-            events.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 1}))
+            events.append(
+                eventstream.event("contentBlockStop", {"contentBlockIndex": text_index + 1})
+            )
         stop: dict[str, Any] = {"stopReason": reply.stop_reason}
         if reply.response_field_paths:
             stop["additionalModelResponseFields"] = _response_fields(reply, call)
@@ -185,7 +212,7 @@ async def converse_stream(
         return [
             *events,
             eventstream.event("messageStop", stop),
-            eventstream.event("metadata", {"usage": _usage(reply), "metrics": metrics}),
+            eventstream.event("metadata", stream_metadata(reply, _usage(reply), metrics)),
         ]
 
     return _event_stream(reply, call, fault, state, frames, closing, {}, converse=True)
@@ -198,10 +225,12 @@ async def invoke_stream(
         raw = json.dumps(payload, separators=(",", ":")).encode()
         return eventstream.event("chunk", {"bytes": base64.b64encode(raw).decode()})
 
+    text_index = reply.text_index
+
     def frames(token: str | None) -> list[bytes]:
         if token is not None:
             delta = {"type": "text_delta", "text": token}
-            return [chunk({"type": "content_block_delta", "index": 0, "delta": delta})]
+            return [chunk({"type": "content_block_delta", "index": text_index, "delta": delta})]
         message = _anthropic_message(reply, call) | {
             "content": [],
             "stop_reason": None,
@@ -210,10 +239,11 @@ async def invoke_stream(
         }
         return [
             chunk({"type": "message_start", "message": message}),
+            *[chunk(payload) for payload in anthropic_thinking(reply)],
             chunk(
                 {
                     "type": "content_block_start",
-                    "index": 0,
+                    "index": text_index,
                     "content_block": {"type": "text", "text": ""},
                 }
             ),
@@ -221,7 +251,7 @@ async def invoke_stream(
 
     def closing(started: float) -> list[bytes]:
         latency = int((time.monotonic() - started) * 1000)
-        events = [chunk({"type": "content_block_stop", "index": 0})]
+        events = [chunk({"type": "content_block_stop", "index": text_index})]
         if reply.tool is not None:
             block = {
                 "type": "tool_use",
@@ -230,19 +260,21 @@ async def invoke_stream(
                 "input": {},
             }
             events.append(
-                chunk({"type": "content_block_start", "index": 1, "content_block": block})
+                chunk(
+                    {"type": "content_block_start", "index": text_index + 1, "content_block": block}
+                )
             )
             events += [
                 chunk(
                     {
                         "type": "content_block_delta",
-                        "index": 1,
+                        "index": text_index + 1,
                         "delta": {"type": "input_json_delta", "partial_json": part},
                     }
                 )
                 for part in reply.tool.json_parts()
             ]
-            events.append(chunk({"type": "content_block_stop", "index": 1}))
+            events.append(chunk({"type": "content_block_stop", "index": text_index + 1}))
         return [
             *events,
             chunk(
@@ -263,12 +295,13 @@ async def invoke_stream(
                         "outputTokenCount": reply.output_tokens,
                         "invocationLatency": latency,
                         "firstByteLatency": latency,
+                        **cache_metrics(reply),
                     },
                 }
             ),
         ]
 
-    headers = {"X-Amzn-Bedrock-Content-Type": "application/json"}
+    headers = {"X-Amzn-Bedrock-Content-Type": "application/json", **echoed_headers(reply)}
     return _event_stream(reply, call, fault, state, frames, closing, headers)
 
 
@@ -311,6 +344,8 @@ def _event_stream(
                 for frame in frames(token):
                     yield frame
             for frame in closing(started):
+                if reply.tool is not None and gap:  # a tool's input streams at the pace too
+                    await asyncio.sleep(gap)
                 yield frame
             call.tokens_sent = reply.output_tokens  # and the tool call's, if any
             call.end("completed")

@@ -34,6 +34,8 @@ FaultKind = Literal[
     "stream_model_timeout",  # modelTimeoutException (ConverseStream: modelStreamErrorException)
     "stream_corrupt",  # a frame with a bad checksum
     "stall",  # pause delay_ms, then go on
+    # A reply that is wrong, not an error:
+    "invalid_output",  # structured output (a forced tool, outputConfig) that breaks its schema
 ]
 STREAM_FAULTS = (
     "stream_error",
@@ -74,7 +76,9 @@ class Fault(BaseModel):
     @classmethod
     def parse_cli(cls, text: str) -> "Fault":
         """A persistent fault from the command line: ``KIND``, ``slow_first_token:MS``,
-        ``STREAM_KIND:N`` (after N tokens) or ``stall:N[:MS]`` (MS default 10000)."""
+        ``STREAM_KIND:N`` (after N tokens) or ``stall:N[:MS]`` (MS default 10000); then
+        ``@MODEL`` for one model's calls only (``throttle@anthropic.claude-…-v1:0``)."""
+        text, _, model = text.partition("@")
         kind, *numbers = text.split(":")
         if kind not in get_args(FaultKind):
             raise ValueError(f"{text}: unknown fault kind; one of {', '.join(get_args(FaultKind))}")
@@ -94,7 +98,12 @@ class Fault(BaseModel):
         if len(values) > len(keys):
             raise ValueError(f"{text}: expected {form}")
         return cls.model_validate(
-            {"kind": kind, **dict(zip(keys, values, strict=False)), "times": 0}
+            {
+                "kind": kind,
+                **dict(zip(keys, values, strict=False)),
+                "times": 0,
+                "model": model or None,
+            }
         )
 
 
@@ -114,6 +123,10 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None  # when the first token was sent (streams), monotonic
     ended: float | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    """The request's fields besides the conversation (Converse: inferenceConfig, guardrailConfig,
+    additionalModelRequestFields…; InvokeModel: the body's, and its control ``headers`` by the
+    API's names: guardrailIdentifier, serviceTier…)."""
 
     def end(self, status: str) -> None:
         self.status, self.ended = status, time.monotonic()

@@ -9,10 +9,13 @@ and try again.``), then the Messages API's rules (``messages: first message must
 role``).
 """
 
+import base64
+import binascii
 import itertools
 import json
 from typing import Any
 
+from service.chains.images import sniff
 from service.emulator.bedrock_errors import BedrockError
 
 # The most output tokens a request may ask of a model (Anthropic's documented maxima; Bedrock
@@ -51,6 +54,9 @@ ANTHROPIC_KEYS = frozenset(
     }
 )
 ROLES = ("user", "assistant")
+# Converse's ImageFormat enum, and Anthropic's image media types, in their APIs' order.
+IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+ANTHROPIC_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
 def max_output_tokens(model: str) -> int | None:
@@ -87,6 +93,12 @@ def check_converse(model: str, body: dict[str, Any]) -> None:
                     f"The text field in the ContentBlock object at messages.{i}.content.{j} is "
                     "blank. Add text to the text field, and try again."
                 )
+            if "image" in block:
+                image = block["image"]
+                problem = _image_problem(f"image/{image.get('format')}", image["source"]["bytes"])
+                if problem:  # the model's own check, passed on by Bedrock
+                    at = f"messages.{i}.content.{j}.image.source.base64"
+                    raise invalid(f"The model returned the following errors: {at}: {problem}")
     limit = max_output_tokens(model)
     max_tokens = config.get("maxTokens")
     if limit is not None and max_tokens is not None and max_tokens > limit:
@@ -106,6 +118,21 @@ def _check_constraints(messages: list[dict[str, Any]], config: dict[str, Any]) -
                 f"Value '{role}' at 'messages.{i}.member.role' failed to satisfy constraint: "
                 "Member must satisfy enum value set: [user, assistant]"
             )
+        for j, block in enumerate(message.get("content") or [], start=1):
+            image = block.get("image") if isinstance(block, dict) else None
+            if image is None:
+                continue
+            at = f"messages.{i}.member.content.{j}.member.image"
+            if image.get("format") not in IMAGE_FORMATS:
+                errors.append(
+                    f"Value '{image.get('format')}' at '{at}.format' failed to satisfy "
+                    f"constraint: Member must satisfy enum value set: [{', '.join(IMAGE_FORMATS)}]"
+                )
+            if not (image.get("source") or {}).get("bytes"):
+                errors.append(
+                    f"Value null at '{at}.source' failed to satisfy constraint: Member must not "
+                    "be null"
+                )
     bounds = {"maxTokens": (1, None), "temperature": (0, 1), "topP": (0, 1)}
     for name, (low, high) in bounds.items():
         value = config.get(name)
@@ -169,11 +196,42 @@ def check_anthropic(model: str, body: Any) -> None:
                 'messages: roles must alternate between "user" and "assistant", but found '
                 f'multiple "{a}" roles in a row'
             )
-    for message in messages:
+    for i, message in enumerate(messages):
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if any(b.get("type") == "text" and not b.get("text") for b in blocks or []):
             raise invalid("messages: text content blocks must be non-empty")
+        for j, block in enumerate(blocks or []):
+            if block.get("type") != "image":
+                continue
+            source, at = block.get("source") or {}, f"messages.{i}.content.{j}.image.source"
+            media_type = source.get("media_type")
+            if media_type not in ANTHROPIC_IMAGE_TYPES:
+                allowed = ", ".join(f"'{kind}'" for kind in ANTHROPIC_IMAGE_TYPES[:-1])
+                raise invalid(
+                    f"{at}.base64.media_type: Input should be {allowed} or "
+                    f"'{ANTHROPIC_IMAGE_TYPES[-1]}'"
+                )
+            problem = _image_problem(media_type, source.get("data"))
+            if problem:
+                raise invalid(f"{at}.base64: {problem}")
+
+
+def _image_problem(declared: str, data: Any) -> str | None:
+    """The model's check of an image's bytes (Anthropic's wording), None if they are fine."""
+    try:
+        raw = base64.b64decode(data if isinstance(data, str) else "", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    actual = sniff(raw)
+    if actual is None:
+        return "Could not process image"
+    if actual != declared:
+        return (
+            f"The image was specified using the {declared} media type, but the image appears "
+            f"to be a {actual} image"
+        )
+    return None
 
 
 _REQUIRED = ("messages", "max_tokens", "anthropic_version")

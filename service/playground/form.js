@@ -3,6 +3,8 @@
 import { $, el } from "./dom.js";
 import { state } from "./state.js";
 
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
 // Builds the fields for `chain` (keeping `previous` raw values where given); `onChange` runs on
 // every edit. A `messages` input, if any, is the chat history: it gets no field.
 export function buildForm(chain, previous, onChange) {
@@ -47,7 +49,32 @@ function makeField(name, spec, onChange) {
   let read;
   let raw;
   let restore;
-  if (Array.isArray(spec.enum)) {
+  let thumb = null;
+  if (type === "image") {
+    // A file picker, read as a data URL (what the API takes); the thumbnail is a blob: URL,
+    // which the page's CSP allows for images (data: is not).
+    control = el("input", { id, name, type: "file", accept: IMAGE_TYPES.join(",") });
+    thumb = el("img", { class: "thumb", alt: `${name}, as chosen`, hidden: true });
+    let dataUrl;
+    control.addEventListener("change", () => {
+      const file = control.files && control.files[0];
+      if (thumb.src) URL.revokeObjectURL(thumb.src);
+      dataUrl = undefined;
+      thumb.hidden = !file;
+      thumb.removeAttribute("src");
+      if (!file) return onChange();
+      thumb.src = URL.createObjectURL(file);
+      const reader = new FileReader();
+      reader.addEventListener("load", () => {
+        dataUrl = reader.result;
+        onChange();
+      });
+      reader.readAsDataURL(file);
+    });
+    read = () => dataUrl;
+    raw = () => undefined; // a browser cannot set a file picker's file: nothing to restore
+    restore = () => {};
+  } else if (Array.isArray(spec.enum)) {
     control = el("select", { id, name });
     if (!spec.required && spec.default === undefined) control.append(el("option", { value: "" }, "(not set)"));
     spec.enum.forEach((value, index) => control.append(el("option", { value: String(index) }, String(value))));
@@ -117,6 +144,7 @@ function makeField(name, spec, onChange) {
   } else {
     wrap.append(label, control);
   }
+  if (thumb) wrap.append(thumb);
   if (help) wrap.append(help);
   wrap.append(error);
   // A question box is cleared after each chat turn: free text without a default.

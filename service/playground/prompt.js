@@ -7,6 +7,8 @@ import { markFieldErrors, requestBody } from "./form.js";
 import { state } from "./state.js";
 
 const RENDER_DELAY_MS = 300;
+const STAND_IN_IMAGE =
+  "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mP4z8AAAAMBAQD3A0FDAAAAAElFTkSuQmCC";
 
 let renderSeq = 0;
 let renderTimer = 0;
@@ -29,6 +31,11 @@ function previewBody() {
   const body = requestBody();
   const missing = [];
   for (const [name, field] of state.fields) {
+    if (field.spec.type === "image" && field.spec.required && body.input[name] === undefined) {
+      missing.push(name); // an image not chosen yet: a 1×1 stand-in shows where it goes
+      body.input[name] = STAND_IN_IMAGE;
+      continue;
+    }
     if (!needsText(field.spec) || (body.input[name] ?? "") !== "") continue;
     missing.push(name);
     body.input[name] = `‹${name}›`;

@@ -18,7 +18,7 @@ export function clearRunView() {
   $("output").replaceChildren(outputText);
   $("error").hidden = true;
   $("error").replaceChildren();
-  for (const id of ["stat-ttft", "stat-latency", "stat-total", "stat-tokens", "stat-stop", "stat-run-id"]) {
+  for (const id of ["stat-ttft", "stat-latency", "stat-total", "stat-tokens", "stat-stop", "stat-model", "stat-run-id"]) {
     $(id).textContent = "–";
   }
 }
@@ -155,8 +155,15 @@ function onEvent(event, data, current) {
       const usage = meta.usage;
       if (usage) {
         const total = usage.total_tokens ?? usage.input_tokens + (usage.output_tokens || 0);
-        $("stat-tokens").textContent = `${usage.input_tokens} / ${usage.output_tokens} (${total} total)`;
+        // Prompt caching (cache: true): how many input tokens the cache served, when used.
+        const cached = usage.cache_read_tokens !== undefined ? `, ${usage.cache_read_tokens} cached` : "";
+        $("stat-tokens").textContent = `${usage.input_tokens} / ${usage.output_tokens} (${total} total${cached})`;
         $("stat-stop").textContent = meta.stop_reason || "–";
+      }
+      if (meta.model) {
+        // The model that answered: a fallback's name says which models failed before it.
+        const failed = meta.fallback_from || [];
+        $("stat-model").textContent = meta.model + (failed.length ? ` (after ${failed.join(", ")})` : "");
       }
       break;
     }
@@ -169,6 +176,12 @@ function onEvent(event, data, current) {
         setStatus("Streaming…", "running");
       }
       current.chunks += 1;
+      if (chunk !== null && typeof chunk === "object") {
+        // A structured chain: each event is the whole object so far, shown pretty as it grows.
+        current.text = JSON.stringify(chunk, null, 2);
+        outputText.data = current.text;
+        break;
+      }
       current.text += text;
       appendOutput(text);
       break;

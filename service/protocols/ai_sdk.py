@@ -184,8 +184,20 @@ class UIMessageStream:
             metadata["stop_reason"] = info.stop_reason
             finish["finishReason"] = (info.finish_reason or "other").replace("_", "-")
         finish["messageMetadata"] = metadata
+        reasoning = b""
+        if info.collector.reasoning:  # reasoning.include: a reasoning part, known at the end
+            part = {"id": "reasoning-0"}
+            reasoning = (
+                _event({"type": "reasoning-start", **part})
+                + _event({"type": "reasoning-delta", **part, "delta": info.collector.reasoning})
+                + _event({"type": "reasoning-end", **part})
+            )
+            metadata["reasoning"] = info.collector.reasoning
+        if info.collector.guardrail:
+            metadata["guardrail"] = info.collector.guardrail
         return (
-            _event({"type": "text-end", "id": self._TEXT_ID})
+            reasoning
+            + _event({"type": "text-end", "id": self._TEXT_ID})
             + _event({"type": "finish-step"})
             + _event(finish)
             + self._DONE

@@ -71,10 +71,12 @@ async def input_schema(request: Request, name: str) -> dict[str, Any]:
 @router.get(
     "/chains/{name}/output_schema",
     tags=["chains"],
-    summary="LangServe: JSON Schema of the chain's output (a string)",
+    summary="LangServe: JSON Schema of the chain's output (a string, or its output schema)",
 )
 async def output_schema(request: Request, name: str) -> dict[str, Any]:
     chain = running.catalog(request).get(name)
+    if chain.spec.output is not None:  # a structured chain returns an object of its schema
+        return {"title": f"{chain.name}_Output", **chain.spec.output.json_schema}
     return {"title": f"{chain.name}_Output", "type": "string"}
 
 

@@ -21,7 +21,6 @@ from starlette.types import Scope
 
 from service.chains.catalog import Catalog, Chain
 from service.chains.conversation import chat_shape, conversation_inputs
-from service.chains.runnable import with_params
 from service.protocols import running
 from service.protocols.openai_request import parse_chat_request
 from service.runs import errors
@@ -52,13 +51,15 @@ async def chat_completions(request: Request) -> Response:
     chain = _find(running.catalog(request), chat.model)
     params = chat.params_for(chain.spec)
     variables = conversation_inputs(chain, chat.turns, chat.inputs)
-    run = dataclasses.replace(chain, runnable=with_params(chain.runnable, params))
+    run = dataclasses.replace(chain, runnable=chain.assembly.with_params(params))
     if chat.stream:
         encoder = ChatCompletionChunks(chain.name, chat.include_usage)
         return await running.stream_run(
             request, run, variables, {}, encoder, route="chat.completions"
         )
     output, info = await running.invoke_run(request, run, variables, {}, route="chat.completions")
+    if not isinstance(output, str):  # a structured chain's object: content is its JSON text
+        output = json.dumps(output, ensure_ascii=False)
     return JSONResponse(_completion(chain.name, output, info), headers={"X-Run-Id": info.run_id})
 
 
@@ -123,13 +124,17 @@ def _completion(model: str, output: str, info: RunInfo) -> dict[str, Any]:
     }
 
 
-def _usage(info: RunInfo) -> dict[str, int]:
+def _usage(info: RunInfo) -> dict[str, Any]:
     usage = info.usage
-    return {
+    counts: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cache_read_tokens or usage.cache_write_tokens:
+        # OpenAI's spelling of prompt tokens read from the cache (of prompt_tokens).
+        counts["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+    return counts
 
 
 class ChatCompletionChunks:

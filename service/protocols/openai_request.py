@@ -22,7 +22,8 @@ from typing import Any
 
 from service.chains.conversation import Turn
 from service.chains.inputs import refuse_duplicate_keys, whole_number
-from service.chains.spec import ChainSpec, ModelParams
+from service.chains.model_spec import ModelParams
+from service.chains.spec import ChainSpec
 from service.runs import errors
 
 # Converse takes up to 2,500 stop sequences; OpenAI documents at most 4, so its clients send no

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import SkipJsonSchema
 
+from service.chains.spec import InputType
 from service.protocols.openapi import ErrorBody, Events
 
 # A field that is left out when it has no value is ``X | SkipJsonSchema[None]``: optional, and
@@ -20,15 +21,30 @@ class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
+    cache_read_tokens: int | SkipJsonSchema[None] = Field(
+        None, description="Of input_tokens, read from the prompt cache; only when it was used."
+    )
+    cache_write_tokens: int | SkipJsonSchema[None] = Field(
+        None, description="Of input_tokens, written to the prompt cache; only when it was used."
+    )
 
 
 class RunMetadata(BaseModel):
     run_id: str
-    model: str
+    model: str = Field(description="The model that answered: a fallback, if the chain's failed.")
     usage: Usage
     latency_ms: int
     stop_reason: str | SkipJsonSchema[None] = Field(
         None, description="Absent when the model gave none."
+    )
+    fallback_from: list[str] | SkipJsonSchema[None] = Field(
+        None, description="When a fallback answered: the models that failed first, in order."
+    )
+    reasoning: str | SkipJsonSchema[None] = Field(
+        None, description="The model's reasoning text, when the chain file includes it."
+    )
+    guardrail: dict[str, Any] | SkipJsonSchema[None] = Field(
+        None, description="The guardrail's trace, when it intervened and trace is enabled."
     )
 
 
@@ -36,10 +52,22 @@ class StreamMetadata(BaseModel):
     """First ``{"run_id"}``; after the output, what the run cost, as invoke's metadata."""
 
     run_id: str
+    model: str | SkipJsonSchema[None] = Field(
+        None, description="After the output: the model that answered."
+    )
     usage: Usage | SkipJsonSchema[None] = Field(None, description="After the output.")
     latency_ms: int | SkipJsonSchema[None] = Field(None, description="After the output.")
     stop_reason: str | SkipJsonSchema[None] = Field(
         None, description="After the output; absent when the model gave none."
+    )
+    fallback_from: list[str] | SkipJsonSchema[None] = Field(
+        None, description="After the output, when a fallback answered: the models that failed."
+    )
+    reasoning: str | SkipJsonSchema[None] = Field(
+        None, description="After the output: the reasoning text, when the chain includes it."
+    )
+    guardrail: dict[str, Any] | SkipJsonSchema[None] = Field(
+        None, description="After the output: the guardrail's trace, when it intervened."
     )
 
 
@@ -100,7 +128,7 @@ class ModelRef(BaseModel):
 
 
 class ChainInput(BaseModel):
-    type: Literal["string", "integer", "number", "boolean", "messages"]
+    type: InputType
     required: bool
     description: str
     default: Any = None
@@ -140,7 +168,9 @@ SERVER_SENT_EVENTS = """LangServe's Server-Sent Events, in order:
 
 - `metadata`: `{"run_id": "…"}`
 - `data`: one per chunk of output, as a JSON string
-- `metadata` again: what the run cost — `run_id`, `usage`, `latency_ms`, `stop_reason`
+- `metadata` again: what the run cost — `run_id`, `model`, `usage`, `latency_ms`,
+  `stop_reason`, `fallback_from` (after a fallback), `reasoning` (when the chain includes
+  it), `guardrail` (a guardrail's trace)
 - `end`: empty data; the output is complete
 
 A failure after the first chunk ends the stream with an `error` event instead, its data the
@@ -232,10 +262,17 @@ class ChatCompletionRequest(BaseModel):
     )
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(description="Prompt tokens read from the prompt cache.")
+
+
 class CompletionUsage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | SkipJsonSchema[None] = Field(
+        None, description="Only when the chain's prompt cache was used."
+    )
 
 
 class AssistantMessage(BaseModel):

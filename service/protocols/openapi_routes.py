@@ -39,6 +39,7 @@ from service.protocols.openapi_bodies import (
     StreamUrl,
     UIMessageChunk,
 )
+from service.protocols.openapi_output import stream_events, with_output
 
 # ---------------------------------------------------------------- per chain
 
@@ -51,12 +52,24 @@ def _batch(context: Context) -> type[BaseModel]:
     return context.chain.inputs.batch_model
 
 
+def _invoke_response(context: Context) -> Any:
+    return with_output(context.chain, InvokeResponse)  # a structured chain's output: its schema
+
+
+def _batch_response(context: Context) -> Any:
+    return with_output(context.chain, BatchResponse, many=True)
+
+
+def _stream_events(context: Context) -> Events:
+    return stream_events(context.chain, STREAM_EVENTS)  # a structured chain's: objects
+
+
 def _stream_url_request(context: Context) -> type[BaseModel]:
     most = context.settings.signed_url_max_seconds
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         f"{context.chain.name}_StreamUrlRequest",
         __config__=ConfigDict(extra="forbid"),
-        input=(context.chain.inputs.model, ...),
+        input=(context.chain.inputs.url_model, ...),  # images cannot travel in a URL
         expires_in=(
             int | None,
             Field(None, ge=1, le=most, description=f"Seconds: default {min(300, most)}."),
@@ -76,6 +89,15 @@ def _with_input(context: Context) -> dict[str, Any] | None:
     return None if inputs is None else {"input": inputs}
 
 
+def _with_url_input(context: Context) -> dict[str, Any] | None:
+    """The first test's inputs a URL can carry: all but images."""
+    inputs = _inputs(context)
+    if inputs is None:
+        return None
+    kinds = {name: item.type for name, item in context.chain.spec.inputs.items()}
+    return {"input": {name: v for name, v in inputs.items() if kinds.get(name) != "image"}}
+
+
 def _with_inputs(context: Context) -> dict[str, Any] | None:
     inputs = _inputs(context)
     return None if inputs is None else {"inputs": [inputs]}
@@ -83,14 +105,36 @@ def _with_inputs(context: Context) -> dict[str, Any] | None:
 
 def _ui_messages(context: Context) -> dict[str, Any]:
     message = {"id": "1", "role": "user", "parts": [{"type": "text", "text": "Hello!"}]}
-    return {"messages": [message]}
+    body: dict[str, Any] = {"messages": [message]}
+    others = _other_inputs(context.chain)
+    if others:  # the inputs a conversation does not fill (an image, say), from the chain's test
+        body["inputs"] = others
+    return body
+
+
+def _other_inputs(chain: Chain) -> dict[str, Any]:
+    shape = chat_shape(chain.spec)
+    tests = chain.spec.tests
+    if shape is None or not tests:
+        return {}
+    filled = (shape.message_input, shape.history_input)
+    return {name: value for name, value in tests[0].inputs.items() if name not in filled}
 
 
 def _chat_messages(context: Context) -> dict[str, Any] | None:
-    models = [chain.name for chain in context.chains if _conversational(chain)]
-    if not models:
+    chains = [chain for chain in context.chains if _conversational(chain)]
+    # A chain whose conversation is all it needs, where there is one: the example is only
+    # "Hello!" (another, with a required image say, needs its inputs too).
+    chains.sort(key=lambda chain: bool(_needs_more(chain)))
+    if not chains:
         return None
-    return {"model": models[0], "messages": [{"role": "user", "content": "Hello!"}]}
+    return {"model": chains[0].name, "messages": [{"role": "user", "content": "Hello!"}]}
+
+
+def _needs_more(chain: Chain) -> list[str]:
+    shape = chat_shape(chain.spec)
+    filled = (shape.message_input, shape.history_input) if shape else ()
+    return [n for n, item in chain.spec.inputs.items() if item.is_required and n not in filled]
 
 
 def _conversational(chain: Chain) -> bool:
@@ -124,6 +168,8 @@ def _query(context: Context) -> list[dict[str, Any]]:
     defs = properties.get("$defs", {})
     parameters = []
     for name, item in chain.spec.inputs.items():
+        if item.type == "image":
+            continue  # refused in a URL (422): an image is POSTed
         schema = {**properties["properties"][name], "$defs": defs}
         parameter: dict[str, Any] = {
             "name": name,
@@ -147,16 +193,16 @@ ROUTES: dict[tuple[str, str], Described] = {
     ("GET", "/chains"): Described(json(ChainList)),
     ("GET", "/chains/{name}"): Described(json(ChainDetail), errors=(404,), parameters=_name),
     ("POST", "/chains/{name}/invoke"): Described(
-        json(InvokeResponse), body=_request, example=_with_input, errors=(404, *BODY, *MODEL)
+        json(_invoke_response), body=_request, example=_with_input, errors=(404, *BODY, *MODEL)
     ),
     ("POST", "/chains/{name}/batch"): Described(
-        json(BatchResponse), body=_batch, example=_with_inputs, errors=(404, *BODY, *MODEL)
+        json(_batch_response), body=_batch, example=_with_inputs, errors=(404, *BODY, *MODEL)
     ),
     ("POST", "/chains/{name}/render"): Described(
         json(Rendered), body=_request, example=_with_input, errors=(404, *BODY)
     ),
     ("POST", "/chains/{name}/stream"): Described(
-        {"text/plain": {"type": "string"}, "text/event-stream": STREAM_EVENTS},
+        {"text/plain": {"type": "string"}, "text/event-stream": _stream_events},
         description=f"`text/plain` (the default): {PLAIN_TEXT}\n\n"
         f"`text/event-stream` (with `Accept: text/event-stream`, or for a body with `kwargs`, "
         f"LangServe's clients', that names neither type): {SERVER_SENT_EVENTS}",
@@ -166,7 +212,7 @@ ROUTES: dict[tuple[str, str], Described] = {
         headers=RUN_ID,
     ),
     ("GET", "/chains/{name}/stream"): Described(
-        {"text/event-stream": STREAM_EVENTS},
+        {"text/event-stream": _stream_events},
         description=SERVER_SENT_EVENTS,
         parameters=_query,
         errors=(404, 422, 431, *MODEL),
@@ -175,7 +221,7 @@ ROUTES: dict[tuple[str, str], Described] = {
     ),
     # stream_url.py
     ("POST", "/chains/{name}/stream-url"): Described(
-        json(StreamUrl), body=_stream_url_request, example=_with_input, errors=(404, *BODY)
+        json(StreamUrl), body=_stream_url_request, example=_with_url_input, errors=(404, *BODY)
     ),
     # langserve.py
     ("GET", "/chains/{name}/input_schema"): Described(json(JSON_SCHEMA), errors=(404,)),

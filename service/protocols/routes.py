@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from service.chains.catalog import Chain
 from service.chains.render import render as render_prompt
-from service.protocols import running, wire
+from service.protocols import partial_objects, running, wire
 from service.runs.batch import run_batch
 from service.runs.info import RunInfo, Usage
 
@@ -86,9 +86,13 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
     for index, (info, result) in enumerate(zip(infos, results, strict=True)):
         total.input_tokens += info.usage.input_tokens
         total.output_tokens += info.usage.output_tokens
+        total.cache_read_tokens += info.usage.cache_read_tokens
+        total.cache_write_tokens += info.usage.cache_write_tokens
         run = _metadata(chain, info)
         if isinstance(result, BaseException):  # only with return_exceptions
-            error = running.failure(request, chain, result, f"run_id={info.run_id} input={index}")
+            error = running.failure(
+                request, chain, result, f"run_id={info.run_id} input={index}", info
+            )
             run["error"] = error.body(running.request_id(request))
             outputs.append(None)
         else:
@@ -117,6 +121,7 @@ async def stream(request: Request, name: str) -> StreamingResponse:
     body = await running.read_body(request)
     variables, config, langserve_client = chain.inputs.parse_request_as_sent(body)
     encoder = wire.negotiate(request.headers.get("accept"), langserve_client)
+    encoder = partial_objects.for_chain(chain, encoder)  # SSE of a structured chain: objects
     return await running.stream_run(request, chain, variables, config, encoder)
 
 
@@ -128,7 +133,8 @@ async def stream(request: Request, name: str) -> StreamingResponse:
 async def stream_get(request: Request, name: str) -> StreamingResponse:
     chain = running.catalog(request).get(name)
     variables = chain.inputs.parse_query(request.query_params.multi_items())
-    return await running.stream_run(request, chain, variables, {}, wire.ServerSentEvents())
+    encoder = partial_objects.for_chain(chain, wire.ServerSentEvents())
+    return await running.stream_run(request, chain, variables, {}, encoder)
 
 
 def _metadata(chain: Chain, info: RunInfo) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect
 from service.chains.catalog import Catalog, Chain
 from service.protocols import wire
 from service.runs import errors
-from service.runs.info import RunInfo
+from service.runs.info import RunInfo, Usage
 from service.runs.stream import ChainRun, Workers
 from service.settings import Settings
 
@@ -38,7 +38,7 @@ async def invoke_run(
             lambda: chain.runnable.invoke(variables, info.config(config))  # type: ignore[arg-type]
         )
     except Exception as exc:
-        raise failure(request, chain, exc) from None
+        raise failure(request, chain, exc, info=info) from None
     log_run(request, chain, info, route)
     return output, info
 
@@ -60,10 +60,10 @@ async def stream_run(
         run.cancel()
         raise
     except Exception as exc:
-        raise failure(request, chain, exc) from None
+        raise failure(request, chain, exc, info=run.info) from None
 
     def describe(exc: BaseException) -> errors.ApiError:
-        return failure(request, chain, exc, "after_first_chunk=true")
+        return failure(request, chain, exc, "after_first_chunk=true", run.info)
 
     async def body() -> Any:
         async for part in wire.encode(run, first, encoder, describe, request_id(request)):
@@ -95,13 +95,18 @@ class RunResponse(StreamingResponse):
 
 
 def failure(
-    request: Request, chain: Chain, exc: BaseException, detail: str = ""
+    request: Request,
+    chain: Chain,
+    exc: BaseException,
+    detail: str = "",
+    info: RunInfo | None = None,
 ) -> errors.ApiError:
-    """The mapped failure, logged once with the chain, the request id and ``detail``."""
+    """The mapped failure, logged once with the chain, the request id and ``detail``; named
+    after the model that failed (``info``: a fallback's failure is the fallback's)."""
     settings: Settings = request.app.state.settings
     return errors.describe(
         exc,
-        model_id=chain.model_id,
+        model_id=(info.model_for(exc) if info else None) or chain.model_id,
         retry_after=settings.retry_after_seconds,
         context=f"chain={chain.name} request_id={request_id(request)}"
         + (f" {detail}" if detail else ""),
@@ -109,21 +114,33 @@ def failure(
 
 
 def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
-    """One info line per finished run: what it cost, and why the model stopped — so a reply
-    cut by ``max_tokens`` (a complete text/plain stream all the same) says so under its run id."""
+    """One info line per finished run: which model answered (and, after a fallback, which
+    failed first), what it cost, and why the model stopped — so a reply cut by ``max_tokens``
+    (a complete text/plain stream all the same) says so under its run id."""
     usage = info.usage
     log.info(
-        "%s chain=%s run_id=%s request_id=%s latency_ms=%d input_tokens=%d output_tokens=%d "
-        "stop_reason=%s",
+        "%s chain=%s run_id=%s request_id=%s model=%s latency_ms=%d input_tokens=%d "
+        "output_tokens=%d stop_reason=%s%s",
         route,
         chain.name,
         info.run_id,
         request_id(request),
+        info.model or chain.model_id,
         info.latency_ms,
         usage.input_tokens,
         usage.output_tokens,
         info.stop_reason or "-",
+        (f" fallback_from={','.join(info.fallback_from)}" if info.fallback_from else "")
+        + _cache_fields(usage),
     )
+
+
+def _cache_fields(usage: Usage) -> str:
+    """The prompt cache's tokens, when the model read or wrote it (cache: true)."""
+    if not (usage.cache_read_tokens or usage.cache_write_tokens):
+        return ""
+    read, written = usage.cache_read_tokens, usage.cache_write_tokens
+    return f" cache_read_tokens={read} cache_write_tokens={written}"
 
 
 async def read_body(request: Request) -> bytes:

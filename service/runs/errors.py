@@ -167,6 +167,8 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
     from botocore.eventstream import ParserError
     from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+    from service.chains.structured import GuardrailIntervened, OutputNotConforming
+
     # botocore wraps timeouts until the response starts; reads of a stream raise urllib3's.
     timeouts = (boto.ReadTimeoutError, boto.ConnectTimeoutError, ReadTimeoutError, TimeoutError)
 
@@ -180,6 +182,25 @@ def _classify_one(exc: BaseException, model: str, retry_after: int) -> ApiError 
         )
     if isinstance(exc, boto.ClientError):
         return _from_bedrock(exc, model, retry_after)
+    if isinstance(exc, OutputNotConforming):  # says where, never the reply (user data)
+        return ApiError(
+            502,
+            f"the reply of model {model} does not conform to the chain's output schema: {exc}",
+            code="output_not_conforming",
+        )
+    if isinstance(exc, GuardrailIntervened):
+        # 422, not 502: nothing failed and a retry gets the same answer — the chain's guardrail
+        # refused this content (the input, or the reply it led to), so what the client can do
+        # is change the input. Plain-text chains pass the guardrail's message on as the reply;
+        # a structured chain has no object to return. The guardrail's text is not quoted: a
+        # masking guardrail's reply may hold user data.
+        return ApiError(
+            422,
+            f"input: the guardrail of model {model} intervened (it blocked the input or the "
+            "reply), so there is no object; change the input",
+            code="guardrail_intervened",
+            errors=[{"field": "input", "message": f"blocked by the guardrail of model {model}"}],
+        )
     if isinstance(exc, timeouts):
         return ApiError(504, f"model {model} did not answer in time", code="model_timeout")
     if isinstance(exc, boto.EndpointConnectionError):

@@ -18,7 +18,7 @@ LangChain's, not made up from the text: ``on_chain_start``, ``on_prompt_end``,
   pool). Blocking that loop blocks nobody: it serves this run alone.
 - **One context.** Every step runs in one ``contextvars.Context``, copied from the worker's:
   what LangChain sets in context variables during the stream survives between steps, and the
-  list :func:`~service.chains.runnable.opened_streams` collects is the worker's (LangChain
+  list :func:`~service.chains.models.opened_streams` collects is the worker's (LangChain
   copies contexts into its tasks and executor calls; the list is shared, not copied).
 - **Held until the first token.** Items are held back until the model has produced text (or
   the run ended), so a failure before it — a throttled or refused model call — is raised from
@@ -37,6 +37,8 @@ from langchain_core._api.deprecation import LangChainDeprecationWarning
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 from langchain_core.runnables import Runnable, RunnableConfig
+
+from service.chains.models import is_output
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -106,7 +108,7 @@ class EventStream(Runnable[dict[str, Any], str]):
 
 
 class _FirstText(BaseCallbackHandler):
-    """Notes the model's first text (a text stream's first chunk)."""
+    """Notes the model's first output (``models.is_output``): a stream's first chunk."""
 
     run_inline = True  # a flag to set: no executor call for it
 
@@ -120,8 +122,12 @@ class _FirstText(BaseCallbackHandler):
         chunk: GenerationChunk | ChatGenerationChunk | None = None,
         **kwargs: Any,
     ) -> None:
-        if chunk.text if chunk is not None else token:
-            self.seen = True
+        if chunk is None:
+            self.seen = self.seen or bool(token)
+        elif isinstance(chunk, ChatGenerationChunk):
+            self.seen = self.seen or is_output(chunk.message)  # text, or a tool's arguments
+        else:
+            self.seen = self.seen or bool(chunk.text)
 
 
 class _Inline(concurrent.futures.ThreadPoolExecutor):

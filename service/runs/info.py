@@ -6,36 +6,84 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
+
+from service.runs import model_output
 
 
 @dataclass
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+    # Of input_tokens: read from Bedrock's prompt cache, and written to it (cache: true).
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        """The counts; the cache's only when the model read or wrote it (non-zero)."""
+        counts = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cache_read_tokens or self.cache_write_tokens:
+            counts["cache_read_tokens"] = self.cache_read_tokens
+            counts["cache_write_tokens"] = self.cache_write_tokens
+        return counts
 
 
 class UsageCollector(BaseCallbackHandler):
-    """Token counts and stop reason of a run, from the model's final message."""
+    """Token counts and stop reason of a run, from the model's final message; and which model
+    answered, with those that failed before it (fallbacks)."""
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.stop_reason: str | None = None
+        self.model: str | None = None
+        self.failed_models: list[str] = []
+        self._started: dict[UUID, str] = {}
+        self._failures: list[tuple[BaseException, str]] = []  # each model's error, by model
+        self.reasoning = ""  # the model's reasoning text, when the chain file includes it
+        self.guardrail: dict[str, Any] | None = None  # a guardrail's trace (trace: enabled)
+        self._include_reasoning: set[UUID] = set()
 
-    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # langchain-aws names the model it calls in LangSmith's metadata (the model id).
+        self._started[run_id] = str((metadata or {}).get("ls_model_name") or "")
+        if (metadata or {}).get(model_output.INCLUDE_REASONING):
+            self._include_reasoning.add(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        model = self._started.pop(run_id, "")
+        if model:
+            self.failed_models.append(model)
+            self._failures.append((error, model))
+
+    def failed_with(self, error: BaseException) -> str | None:
+        """The model whose call raised ``error`` (or the error it was raised as: ``__cause__``)."""
+        for failed, model in self._failures:
+            if failed is error or failed is error.__cause__:
+                return model
+        return None
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        self.model = self._started.pop(run_id, "") or self.model
         for generations in response.generations:
             for generation in generations:
                 message = getattr(generation, "message", None)
@@ -43,11 +91,24 @@ class UsageCollector(BaseCallbackHandler):
                 if metadata:
                     self.usage.input_tokens += metadata.get("input_tokens", 0)
                     self.usage.output_tokens += metadata.get("output_tokens", 0)
+                self._read_controls(message, run_id)
                 # Converse says stopReason, InvokeModel (ChatBedrock) stop_reason.
                 response_metadata = getattr(message, "response_metadata", None) or {}
                 reason = response_metadata.get("stopReason") or response_metadata.get("stop_reason")
                 if reason:
                     self.stop_reason = str(reason)
+
+    def _read_controls(self, message: Any, run_id: UUID) -> None:
+        """Cache tokens, the reasoning text (if the chain file includes it) and the guardrail's
+        trace of a final message (``model_output``)."""
+        read, written = model_output.cache_tokens(getattr(message, "usage_metadata", None))
+        self.usage.cache_read_tokens += read
+        self.usage.cache_write_tokens += written
+        if run_id in self._include_reasoning:
+            self._include_reasoning.discard(run_id)
+            self.reasoning += model_output.reasoning_text(message)
+        trace = model_output.guardrail_trace(getattr(message, "response_metadata", None) or {})
+        self.guardrail = trace or self.guardrail
 
 
 # Why a model stopped (Bedrock's stop reasons, Converse's and InvokeModel's) → why the run
@@ -60,7 +121,9 @@ FINISH_REASONS = {
     "guardrail_intervened": "content_filter",
     "content_filtered": "content_filter",
     "refusal": "content_filter",
-    "tool_use": "tool_calls",
+    # Chains offer callers no tools: a tool_use stop is structured output's forced tool,
+    # whose input is the whole reply.
+    "tool_use": "stop",
 }
 
 
@@ -90,18 +153,39 @@ class RunInfo:
         return self.collector.stop_reason
 
     @property
+    def model(self) -> str | None:
+        """The model that answered (a fallback, if the chain's model failed), once it has."""
+        return self.collector.model
+
+    def model_for(self, error: BaseException) -> str | None:
+        """The model that failed with ``error`` (or, for a failure of its reply — one that
+        does not conform to the output schema — the model that answered); None: unknown."""
+        return self.collector.failed_with(error) or self.model
+
+    @property
+    def fallback_from(self) -> list[str]:
+        """The models that failed before the one that answered, in the order tried."""
+        return self.collector.failed_models
+
+    @property
     def finish_reason(self) -> str | None:
         """:data:`FINISH_REASONS` of the stop reason; ``None`` if unknown or not given."""
         return FINISH_REASONS.get(self.stop_reason or "")
 
     def summary(self) -> dict[str, Any]:
-        """The run id, usage, latency and stop reason (when the model gave one), as invoke's
-        metadata has them: the end of an SSE stream."""
-        summary: dict[str, Any] = {
-            "run_id": self.run_id,
-            "usage": self.usage.as_dict(),
-            "latency_ms": self.latency_ms,
-        }
+        """The run id, the model that answered, usage, latency and stop reason (when the model
+        gave one), and the models that failed before it (when a fallback answered), as
+        invoke's metadata has them: the end of an SSE stream."""
+        summary: dict[str, Any] = {"run_id": self.run_id}
+        if self.model:
+            summary["model"] = self.model
+        summary |= {"usage": self.usage.as_dict(), "latency_ms": self.latency_ms}
         if self.stop_reason:
             summary["stop_reason"] = self.stop_reason
+        if self.fallback_from and self.model:  # a fallback answered
+            summary["fallback_from"] = self.fallback_from
+        if self.collector.reasoning:
+            summary["reasoning"] = self.collector.reasoning
+        if self.collector.guardrail:
+            summary["guardrail"] = self.collector.guardrail
         return summary

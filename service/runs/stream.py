@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable
 
-from service.chains.runnable import opened_streams
+from service.chains.models import opened_streams
 from service.runs import errors
 from service.runs.info import RunInfo
 
