@@ -180,7 +180,11 @@ def test_inputs_come_from_the_inputs_field(client: httpx.Client) -> None:
     assert "German" in text
 
 
-FILE_PART = {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AAAA"}
+FILE_PART = {
+    "type": "file",
+    "mediaType": "application/pdf",
+    "url": "data:application/pdf;base64,AAAA",
+}
 
 
 @pytest.mark.parametrize(
@@ -195,7 +199,7 @@ FILE_PART = {"type": "file", "mediaType": "image/png", "url": "data:image/png;ba
             "chat",
             chat_body({"role": "user", "parts": [{"type": "text", "text": "Hi"}, FILE_PART]}),
             "messages.0.parts.1",
-            "file parts (image/png) are not supported",
+            "file parts (application/pdf) are not supported",
         ),
         (
             "chat",

@@ -52,13 +52,13 @@ def client(server: BackgroundServer) -> openai.OpenAI:
                         "role": "user",
                         "content": [
                             {"type": "text", "text": "this:"},
-                            {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                            {"type": "input_audio", "input_audio": {"data": "AAAA"}},
                         ],
                     },
                 ]
             },
             "messages[3].content[1].type",
-            '"image_url" parts are not supported',
+            '"input_audio" parts are not supported',
         ),
         (
             {"messages": [{"role": "tool", "content": "21 °C", "tool_call_id": "t1"}]},

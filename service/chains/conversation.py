@@ -7,6 +7,9 @@ Completions, the AI SDK's ``useChat``).
   input, its history. A chain without one takes a single user message. A system message is
   refused (422 naming the messages field) unless that input's ``roles`` lists system: it would
   join the chain's own system prompt.
+- The last message's images (OpenAI's ``image_url`` parts, the AI SDK's image ``file``
+  parts) fill the chain's ``image`` inputs, in the order the file declares them; an image in an
+  earlier message, or more images than the chain has image inputs, is refused (422).
 - Every other input comes from ``extra`` (a protocol's ``inputs`` body field), validated as
   ``/invoke`` validates it.
 
@@ -30,6 +33,7 @@ class Turn:
 
     role: str  # system, user or assistant
     text: str
+    images: tuple[Any, ...] = ()  # as sent: data URLs (validated as an image input is)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ def conversation_inputs(
         raise errors.bad_request(
             messages_field, "the last message must be the user's; end with a user message"
         )
+    images = _image_inputs(chain, turns, messages_field)
     earlier = turns[:-1]
     if earlier and shape.history_input is None:
         raise errors.bad_request(
@@ -99,26 +104,59 @@ def conversation_inputs(
                 f"takes {' and '.join(allowed)} turns); remove them{hint}",
             )
     extra = dict(extra or {})
-    for name in (shape.message_input, shape.history_input):
+    for name in (shape.message_input, shape.history_input, *images):
         if name is not None and name in extra:
             raise errors.bad_request(
                 f"{extra_field}.{name}",
                 f"comes from {messages_field}; remove it from {extra_field}",
             )
-    data: dict[str, Any] = {**extra, shape.message_input: turns[-1].text}
+    data: dict[str, Any] = {**extra, **images}
+    if turns[-1].text or not images:
+        data[shape.message_input] = turns[-1].text
+    elif chain.spec.inputs[shape.message_input].is_required:
+        raise errors.bad_request(
+            messages_field,
+            f"the last message has an image but no text, and chain {chain.name!r} needs the "
+            "user's text too; add a text part",
+        )
+    # else: an image alone leaves the message input its default
     if shape.history_input is not None:
         data[shape.history_input] = [{"role": t.role, "content": t.text} for t in earlier]
     try:
         return chain.inputs.parse_data(data, prefix=extra_field)
     except errors.ApiError as exc:
-        raise _renamed(exc, extra_field, shape, messages_field) from None
+        filled = [shape.message_input, shape.history_input, *images]
+        raise _renamed(exc, extra_field, filled, messages_field) from None
+
+
+def _image_inputs(chain: Chain, turns: list[Turn], messages_field: str) -> dict[str, Any]:
+    """The chain's image inputs the last message's images fill, in declared order."""
+    if any(turn.images for turn in turns[:-1]):
+        raise errors.bad_request(
+            messages_field,
+            "an image in an earlier message: images are taken from the last user message "
+            "only; send the image with the message that asks about it",
+        )
+    sent = turns[-1].images
+    names = [name for name, item in chain.spec.inputs.items() if item.type == "image"]
+    if len(sent) > len(names):
+        takes = (
+            f"takes {len(names)} image{'s' if len(names) != 1 else ''}"
+            if names
+            else ("takes no images")
+        )
+        raise errors.bad_request(
+            messages_field,
+            f"chain {chain.name!r} {takes}, and the last message has {len(sent)}; send fewer",
+        )
+    return dict(zip(names, sent, strict=False))
 
 
 def _renamed(
-    error: errors.ApiError, extra_field: str, shape: ChatShape, messages_field: str
+    error: errors.ApiError, extra_field: str, filled: list[str | None], messages_field: str
 ) -> errors.ApiError:
     """Errors about the inputs the conversation filled name the conversation's field."""
-    ours = {f"{extra_field}.{name}" for name in (shape.message_input, shape.history_input) if name}
+    ours = {f"{extra_field}.{name}" for name in filled if name}
     fields = [
         {**item, "field": messages_field}
         if ".".join(item["field"].split(".")[:2]) in ours

@@ -49,8 +49,8 @@ class UIMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     parts: list[dict[str, Any]] = Field(
         description="The message's parts; text parts are its text, joined by blank lines. "
-        "File parts are refused; other parts (reasoning, step-start, source, tool, data) are "
-        "skipped."
+        "Image file parts (the last message's) fill the chain's image inputs; other file parts "
+        "are refused; other parts (reasoning, step-start, source, tool, data) are skipped."
     )
 
     @model_validator(mode="before")
@@ -112,7 +112,7 @@ def _turns(messages: list[UIMessage]) -> list[Turn]:
     turns = []
     last = len(messages) - 1
     for index, message in enumerate(messages):
-        texts = []
+        texts, images = [], []
         for at, part in enumerate(message.parts):
             kind = part.get("type")
             where = f"messages.{index}.parts.{at}"
@@ -123,11 +123,16 @@ def _turns(messages: list[UIMessage]) -> list[Turn]:
                         f"{where}.text", "a text part needs its text, a string"
                     )
                 texts.append(text)
+            elif kind == "file" and str(part.get("mediaType") or "").startswith("image/"):
+                url = part.get("url")
+                if not isinstance(url, str):
+                    raise errors.bad_request(f"{where}.url", "an image part needs its data URL")
+                images.append(url)  # the chain's image input validates it
             elif kind == "file":
                 raise errors.bad_request(
                     where,
                     f"file parts ({part.get('mediaType') or 'no media type'}) are not supported; "
-                    "send text parts only",
+                    "send text parts, and images (image/png, image/jpeg, image/gif, image/webp)",
                 )
             elif not isinstance(kind, str):
                 raise errors.bad_request(f"{where}.type", "each part needs a type, a string")
@@ -140,8 +145,8 @@ def _turns(messages: list[UIMessage]) -> list[Turn]:
             )
         # An earlier message with no text (a tool call only, say) said nothing to pass on;
         # the last one stays, so a conversation that does not end with the user's is refused.
-        if texts or index == last:
-            turns.append(Turn(message.role, "\n\n".join(texts)))
+        if texts or images or index == last:
+            turns.append(Turn(message.role, "\n\n".join(texts), tuple(images)))
     return turns
 
 

@@ -7,8 +7,9 @@ What is refused, and how:
   field (``messages[2].content: must be a string or a list of content parts``).
 - 400: a valid request that chainserve cannot honour — a parameter outside the chain's or
   Bedrock's limits (``max_tokens: 5000 is above this chain's limit of 1000``), or a feature a
-  chain does not have (``n: 2``, ``tools``, ``response_format: json_object``, image parts,
-  ``tool`` messages), each naming the field and what to send instead.
+  chain does not have (``n: 2``, ``tools``, ``response_format: json_object``, audio parts,
+  ``tool`` messages), each naming the field and what to send instead. Image parts fill the
+  chain's image inputs (``service.chains.conversation``).
 
 Parameters whose default value means "nothing" (``n: 1``, ``frequency_penalty: 0``, empty
 ``logit_bias`` …) pass, as do ``user``, ``metadata``, ``seed``, ``store`` and the like, which
@@ -144,32 +145,46 @@ def _turns(messages: Any) -> list[Turn]:
             raise errors.bad_request(f"{at}.role", "must be system, developer, user or assistant")
         if message.get("tool_calls") or message.get("function_call"):
             raise _refused(f"{at}.tool_calls", "chains call no tools; send the text only")
-        turns.append(Turn(_ROLES[role], _text(message.get("content"), f"{at}.content")))
+        text, images = _content(message.get("content"), f"{at}.content")
+        turns.append(Turn(_ROLES[role], text, images))
     return turns
 
 
-def _text(content: Any, at: str) -> str:
-    """A message's text: a string, or its text parts joined by newlines."""
+def _content(content: Any, at: str) -> tuple[str, tuple[Any, ...]]:
+    """A message's text — a string, or its text parts joined by newlines — and the URLs of
+    its image parts (data URLs: a chain's image inputs validate them)."""
     if isinstance(content, str):
-        return content
+        return content, ()
     if not isinstance(content, list):
         raise errors.bad_request(at, "must be a string or a list of content parts")
-    texts = []
+    texts, images = [], []
     for index, part in enumerate(content):
         if not isinstance(part, dict):
             raise errors.bad_request(f"{at}[{index}]", 'must be {"type": "text", "text": …}')
         kind = part.get("type")
+        if kind == "image_url":
+            url = (
+                (part.get("image_url") or {}).get("url")
+                if isinstance(part.get("image_url"), dict)
+                else None
+            )
+            if not isinstance(url, str):
+                raise errors.bad_request(
+                    f"{at}[{index}].image_url.url", "required: the image as a data URL"
+                )
+            images.append(url)
+            continue
         if kind != "text":
             raise _refused(
                 f"{at}[{index}].type",
-                f"{json.dumps(kind)[:40]} parts are not supported: chains take text; "
-                'send {"type": "text", "text": …} parts or a string',
+                f"{json.dumps(kind)[:40]} parts are not supported: chains take text and "
+                'images; send {"type": "text", "text": …} or {"type": "image_url", …} parts',
             )
         text = part.get("text")
         if not isinstance(text, str):
             raise errors.bad_request(f"{at}[{index}].text", "required: a string")
         texts.append(text)
-    return "\n".join(texts)
+    return "\n".join(texts), tuple(images)
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
