@@ -149,3 +149,21 @@ def test_validation_comes_before_faults(bedrock: Emulator, runtime: Any) -> None
     bedrock.state.add_faults([Fault(kind="throttle")])
     converse_error(runtime, [*HI, *HI])
     assert bedrock.state.faults  # still queued for the next valid call
+
+
+def test_converse_tool_names_are_checked_as_bedrock_checks_them(runtime: Any) -> None:
+    def tool(name: str) -> dict[str, Any]:
+        return {"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object"}}}}
+
+    with pytest.raises(ClientError) as caught:
+        runtime.converse(
+            modelId=MODEL, messages=HI, toolConfig={"tools": [tool("ok_1"), tool("x" * 65 + "!")]}
+        )
+    assert caught.value.response["Error"]["Message"] == (
+        "2 validation errors detected: Value '" + "x" * 65 + "!' at 'toolConfig.tools.2.member"
+        ".toolSpec.name' failed to satisfy constraint: Member must have length less than or "
+        "equal to 64; Value '" + "x" * 65 + "!' at 'toolConfig.tools.2.member.toolSpec.name' "
+        "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+        "[a-zA-Z0-9_-]+"
+    )
+    runtime.converse(modelId=MODEL, messages=HI, toolConfig={"tools": [tool("a" * 64)]})

@@ -13,6 +13,7 @@ import base64
 import binascii
 import itertools
 import json
+import re
 from typing import Any
 
 from service.chains.images import sniff
@@ -54,6 +55,9 @@ ANTHROPIC_KEYS = frozenset(
     }
 )
 ROLES = ("user", "assistant")
+# ToolSpecification.name: 1–64 characters of [a-zA-Z0-9_-] (botocore checks only the minimum).
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+_TOOL_NAME_MAX = 64
 # Converse's ImageFormat enum, and Anthropic's image media types, in their APIs' order.
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
 ANTHROPIC_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -74,7 +78,7 @@ def check_converse(model: str, body: dict[str, Any]) -> None:
     """Raise Bedrock's ValidationException for a Converse / ConverseStream body it refuses."""
     messages = body.get("messages") or []
     config = body.get("inferenceConfig") or {}
-    _check_constraints(messages, config)
+    _check_constraints(messages, config, (body.get("toolConfig") or {}).get("tools") or [])
     roles = [message["role"] for message in messages]
     if not roles or roles[0] != "user":
         raise invalid(
@@ -108,9 +112,22 @@ def check_converse(model: str, body: dict[str, Any]) -> None:
         )
 
 
-def _check_constraints(messages: list[dict[str, Any]], config: dict[str, Any]) -> None:
+def _check_constraints(
+    messages: list[dict[str, Any]], config: dict[str, Any], tools: list[dict[str, Any]]
+) -> None:
     """The API model's own constraints, checked by the service before any model sees them."""
     errors = []
+    for i, tool in enumerate(tools, start=1):
+        name = (tool.get("toolSpec") or {}).get("name") if isinstance(tool, dict) else None
+        if not isinstance(name, str):
+            continue  # a cachePoint, or botocore refused it already
+        at = f"Value '{name}' at 'toolConfig.tools.{i}.member.toolSpec.name' failed to satisfy"
+        if len(name) > _TOOL_NAME_MAX:
+            errors.append(f"{at} constraint: Member must have length less than or equal to 64")
+        if not _TOOL_NAME.fullmatch(name):
+            errors.append(
+                f"{at} constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+"
+            )
     for i, message in enumerate(messages, start=1):
         role = message.get("role")
         if role not in ROLES:
