@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service import __version__, playground
+from service import __version__, logs, playground
 from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
@@ -76,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground.router)
     if settings.docs:
         app.include_router(docs.router)
+    if settings.metrics == "prometheus":
+        from service import metrics
+
+        metrics.enable(app, workers, settings.max_concurrency)
     app.add_exception_handler(errors.ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -83,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # key, and a 401 needs CORS headers to be readable), then API keys.
     keys = load_keys(settings)
     if keys:
-        app.add_middleware(ApiKeyAuth, keys=keys)
+        public = {"/metrics"} if settings.metrics != "off" and settings.metrics_public else set()
+        app.add_middleware(ApiKeyAuth, keys=keys, exempt=frozenset(public))
     if settings.cors_origins:
         app.add_middleware(
             Cors,
@@ -190,8 +195,12 @@ def _configure_logging(settings: Settings) -> None:
     logger.setLevel(settings.log_level.upper())
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+        handler.setFormatter(logs.formatter(settings.log_format))
+        # JSON: every library's lines (botocore's, langsmith's …) too, so none comes out as text
+        (logging.getLogger() if settings.log_format == "json" else logger).addHandler(handler)
+    if settings.log_format == "json":  # (`chainserve serve` sets uvicorn's: service/server.py)
+        logs.use_json_for_uvicorn()
+        logging.captureWarnings(True)
     # uvicorn's access log (CHAINSERVE_ACCESS_LOG) writes query strings: keys sent there
     # would land in the log. Logger filters survive uvicorn's logging set-up (dictConfig).
     logging.getLogger("uvicorn.access").addFilter(redact_query_keys)

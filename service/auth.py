@@ -88,13 +88,16 @@ class ApiKeyAuth:
     """Refuses requests without a valid key with 401; lets the health check through, and
     signed stream URLs (judged by their signature alone: 403 if altered, 401 if expired)."""
 
-    def __init__(self, app: ASGIApp, keys: list[SecretStr]) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: list[SecretStr], exempt: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
+        self._exempt = EXEMPT_PATHS | exempt  # and /metrics with CHAINSERVE_METRICS_PUBLIC
         self._keys = [key.get_secret_value().encode() for key in keys]
         self._signing_keys = [signed_urls.signing_key(key) for key in self._keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or scope["path"] in self._exempt:
             await self.app(scope, receive, send)
             return
         if signed_urls.is_signed(scope["query_string"]):

@@ -14,8 +14,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import logs
 from service.protocols.openai import error_body_for
 from service.runs.errors import ApiError, cors_refused, unexpected
+from service.settings import on_lambda
 
 log = logging.getLogger("chainserve")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -26,14 +28,26 @@ class RequestContext:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.on_lambda = on_lambda()  # only there is x-amzn-lambda-context the adapter's own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        lambda_id = None
+        if self.on_lambda:
+            lambda_id = logs.lambda_request_id(headers.get(b"x-amzn-lambda-context", b""))
+            scope["state"]["lambda_request_id"] = lambda_id
+        # Every line logged while serving this request carries its ids (JSON logs).
+        log_fields = logs.context_fields.set(
+            {"request_id": request_id, "lambda_request_id": lambda_id}
+            if lambda_id
+            else {"request_id": request_id}
+        )
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -53,6 +67,8 @@ class RequestContext:
             if started:
                 raise
             await send_error(scope, send_with_id, unexpected())
+        finally:
+            logs.context_fields.reset(log_fields)
 
 
 async def send_error(scope: Scope, send: Send, error: ApiError) -> None:

@@ -67,6 +67,11 @@ def uvicorn_config(app: Any, limits: HttpLimits | None, **options: Any) -> uvico
     if limits is not None:
         options["http"] = type("HttpLimitsProtocol", (HttpLimitsProtocol,), {"limits": limits})
         options["timeout_keep_alive"] = limits.keep_alive_timeout
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    if getattr(settings, "log_format", None) == "json":  # uvicorn's own lines as JSON too
+        from service.logs import uvicorn_log_config
+
+        options.setdefault("log_config", uvicorn_log_config())
     return uvicorn.Config(app, **options)
 
 

@@ -4,6 +4,7 @@ AWS region and credentials are not here on purpose: they come from the standard 
 environment (``AWS_REGION``, ``AWS_PROFILE``, the Lambda role …) and from chain files.
 """
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     """Total attempts per Bedrock call, including botocore's retries of throttling."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    log_format: Literal["json", "text"] = Field(
+        default_factory=lambda: "json" if on_lambda() else "text"
+    )
+    """``json``: one JSON object a line (service/logs.py); default json on Lambda, else text."""
 
     access_log: bool = False
     """One log line per request from uvicorn (the service logs its own line per chain run)."""
@@ -88,6 +94,12 @@ class Settings(BaseSettings):
     signed_url_max_seconds: int = Field(3600, ge=1)
     """Longest life, in seconds, of a signed stream URL (``POST /chains/{name}/stream-url``)."""
 
+    metrics: Literal["off", "prometheus"] = "off"
+    """``prometheus``: serve ``GET /metrics`` in Prometheus' text format (service/metrics.py)."""
+
+    metrics_public: bool = False
+    """With API keys configured, let ``/metrics`` be scraped without a key."""
+
     reload: bool = False
     """Watch ``chains_dir`` and reload chain files when they change (``chainserve dev``)."""
 
@@ -103,3 +115,11 @@ class Settings(BaseSettings):
                 )
             return items
         return value
+
+
+def on_lambda() -> bool:
+    """Running in AWS Lambda: the function's name and the runtime API (or task root), as the
+    Lambda Web Adapter's child process inherits them. Either alone could be a developer's shell."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and bool(
+        os.environ.get("AWS_LAMBDA_RUNTIME_API") or os.environ.get("LAMBDA_TASK_ROOT")
+    )

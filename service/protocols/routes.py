@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from service import metrics
 from service.chains.catalog import Chain
 from service.chains.render import render as render_prompt
 from service.protocols import partial_objects, running, wire
@@ -78,7 +79,9 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
             wanted,
         )
     except Exception as exc:
-        raise running.failure(request, chain, exc) from None
+        error = running.failure(request, chain, exc, route="batch")
+        metrics.record(request, chain, None, "batch", error)
+        raise error from None
     latency_ms = round((time.perf_counter() - started) * 1000)
     total = Usage()
     outputs: list[Any] = []
@@ -91,12 +94,14 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
         run = _metadata(chain, info)
         if isinstance(result, BaseException):  # only with return_exceptions
             error = running.failure(
-                request, chain, result, f"run_id={info.run_id} input={index}", info
+                request, chain, result, f"run_id={info.run_id} input={index}", info, "batch"
             )
             run["error"] = error.body(running.request_id(request))
+            metrics.record(request, chain, info, "batch", error)
             outputs.append(None)
         else:
             running.log_run(request, chain, info, "batch")
+            metrics.record(request, chain, info, "batch")
             outputs.append(result)
         runs.append(run)
     return {

@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from service import metrics
 from service.chains.catalog import Catalog, Chain
 from service.protocols import wire
 from service.runs import errors
@@ -38,8 +39,11 @@ async def invoke_run(
             lambda: chain.runnable.invoke(variables, info.config(config))  # type: ignore[arg-type]
         )
     except Exception as exc:
-        raise failure(request, chain, exc, info=info) from None
+        error = failure(request, chain, exc, info=info, route=route)
+        metrics.record(request, chain, info, route, error)
+        raise error from None
     log_run(request, chain, info, route)
+    metrics.record(request, chain, info, route)
     return output, info
 
 
@@ -58,17 +62,28 @@ async def stream_run(
         first = await run.start(workers(request))
     except asyncio.CancelledError:
         run.cancel()
+        metrics.record(request, chain, run.info, route, disconnected=True)
         raise
     except Exception as exc:
-        raise failure(request, chain, exc, info=run.info) from None
+        error = failure(request, chain, exc, info=run.info, route=route)
+        metrics.record(request, chain, run.info, route, error)
+        raise error from None
+    failed: list[errors.ApiError] = []  # a failure after the first chunk, sent in-band
 
     def describe(exc: BaseException) -> errors.ApiError:
-        return failure(request, chain, exc, "after_first_chunk=true", run.info)
+        failed.append(failure(request, chain, exc, "after_first_chunk=true", run.info, route))
+        return failed[-1]
 
     async def body() -> Any:
-        async for part in wire.encode(run, first, encoder, describe, request_id(request)):
-            yield part
-        log_run(request, chain, run.info, route)
+        ended = False
+        try:
+            async for part in wire.encode(run, first, encoder, describe, request_id(request)):
+                yield part
+            ended = True
+            log_run(request, chain, run.info, route)
+        finally:  # also when the client went away: RunResponse closes this generator
+            error = failed[-1] if failed else None
+            metrics.record(request, chain, run.info, route, error, disconnected=not ended)
 
     headers = {**wire.STREAM_HEADERS, **encoder.headers, "X-Run-Id": run.info.run_id}
     return RunResponse(run, body(), media_type=encoder.media_type, headers=headers)
@@ -100,16 +115,22 @@ def failure(
     exc: BaseException,
     detail: str = "",
     info: RunInfo | None = None,
+    route: str | None = None,
 ) -> errors.ApiError:
     """The mapped failure, logged once with the chain, the request id and ``detail``; named
     after the model that failed (``info``: a fallback's failure is the fallback's)."""
     settings: Settings = request.app.state.settings
+    model_id = (info.model_for(exc) if info else None) or chain.model_id
+    fields: dict[str, Any] = {"route": route, "chain": chain.name, "model": model_id}
+    if info is not None:
+        fields |= {"run_id": info.run_id, "latency_ms": info.latency_ms, "ttft_ms": info.ttft_ms}
     return errors.describe(
         exc,
-        model_id=(info.model_for(exc) if info else None) or chain.model_id,
+        model_id=model_id,
         retry_after=settings.retry_after_seconds,
         context=f"chain={chain.name} request_id={request_id(request)}"
         + (f" {detail}" if detail else ""),
+        fields=fields,
     )
 
 
@@ -118,20 +139,39 @@ def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
     failed first), what it cost, and why the model stopped — so a reply cut by ``max_tokens``
     (a complete text/plain stream all the same) says so under its run id."""
     usage = info.usage
+    # One source for both formats: the text line is made of these; JSON lines are these.
+    fields: dict[str, Any] = {
+        "route": route,
+        "chain": chain.name,
+        "run_id": info.run_id,
+        "request_id": request_id(request),
+        "model": info.model or chain.model_id,
+        "status": 200,
+        "latency_ms": info.latency_ms,
+        "ttft_ms": info.ttft_ms,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "stop_reason": info.stop_reason,
+        "fallback_from": info.fallback_from or None,
+    }
+    if usage.cache_read_tokens or usage.cache_write_tokens:
+        fields["cache_read_tokens"] = usage.cache_read_tokens
+        fields["cache_write_tokens"] = usage.cache_write_tokens
     log.info(
         "%s chain=%s run_id=%s request_id=%s model=%s latency_ms=%d input_tokens=%d "
         "output_tokens=%d stop_reason=%s%s",
         route,
-        chain.name,
-        info.run_id,
-        request_id(request),
-        info.model or chain.model_id,
-        info.latency_ms,
-        usage.input_tokens,
-        usage.output_tokens,
-        info.stop_reason or "-",
+        fields["chain"],
+        fields["run_id"],
+        fields["request_id"],
+        fields["model"],
+        fields["latency_ms"],
+        fields["input_tokens"],
+        fields["output_tokens"],
+        fields["stop_reason"] or "-",
         (f" fallback_from={','.join(info.fallback_from)}" if info.fallback_from else "")
         + _cache_fields(usage),
+        extra=fields,
     )
 
 

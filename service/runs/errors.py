@@ -9,7 +9,7 @@ go to the log under the request id, never to the client.
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -283,11 +283,27 @@ def _redact(message: str) -> str:
     return _ACCOUNT_ID.sub("************", message)
 
 
-def describe(exc: BaseException, *, model_id: str, retry_after: int, context: str) -> ApiError:
-    """:func:`classify`, and log it: a warning for known failures, a traceback otherwise."""
+def describe(
+    exc: BaseException,
+    *,
+    model_id: str,
+    retry_after: int,
+    context: str,
+    fields: Mapping[str, Any] | None = None,
+) -> ApiError:
+    """:func:`classify`, and log it: a warning for known failures, a traceback otherwise;
+    ``fields`` and the status go on the record (JSON logs: ``service/logs.py``)."""
     error = classify(exc, model_id=model_id, retry_after=retry_after)
+    extra = {**(fields or {}), "status": error.status}
     if error.code == "internal_error":
-        log.error("unexpected failure %s", context, exc_info=exc)
+        log.error("unexpected failure %s", context, exc_info=exc, extra=extra)
     else:
-        log.warning("%s status=%d code=%s: %s", context, error.status, error.code, error.message)
+        log.warning(
+            "%s status=%d code=%s: %s",
+            context,
+            error.status,
+            error.code,
+            error.message,
+            extra=extra,
+        )
     return error

@@ -134,10 +134,18 @@ class RunInfo:
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None  # set when the run ended; until then latency runs on
+    first_output: float | None = None  # when a stream's first chunk reached the loop
     collector: UsageCollector = field(default_factory=UsageCollector)
 
     def config(self, base: dict[str, Any]) -> dict[str, Any]:
         return {**base, "run_id": uuid.UUID(self.run_id), "callbacks": [self.collector]}
+
+    @property
+    def ttft_ms(self) -> int | None:
+        """Time to first token: from the run's start to its first chunk (streams only)."""
+        if self.first_output is None:
+            return None
+        return round((self.first_output - self.started) * 1000)
 
     @property
     def latency_ms(self) -> int:

@@ -193,6 +193,7 @@ class ChainRun:
         while True:
             chunks = self._take(await self._next_batch())
             if chunks:
+                self.info.first_output = time.perf_counter()
                 return chunks
             if self._finished:
                 self._raise_error()
