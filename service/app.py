@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service import __version__, logs, playground
+from service import __version__, langsmith_setup, logs, playground
 from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or Settings()
     _configure_logging(settings)
+    langsmith_setup.prepare()  # before any run creates the LangSmith client
     catalog = Catalog(settings)
     catalog.load(keep_going=settings.reload)
     workers = Workers(settings.max_concurrency, settings.retry_after_seconds)

@@ -72,10 +72,12 @@ class RunConfig(BaseModel):
             raise ValueError("chains have no configurable fields; send an empty object")
         return value
 
-    def to_langchain(self) -> dict[str, Any]:
+    def to_langchain(self, default_name: str | None = None) -> dict[str, Any]:
+        """LangChain's config; ``default_name`` names the run (its root, in LangSmith) unless
+        the client set ``run_name``."""
         config: dict[str, Any] = {"tags": self.tags, "metadata": self.metadata}
-        if self.run_name:
-            config["run_name"] = self.run_name
+        if self.run_name or default_name:
+            config["run_name"] = self.run_name or default_name
         if self.max_concurrency:
             config["max_concurrency"] = self.max_concurrency
         if self.recursion_limit:
@@ -127,6 +129,7 @@ class ChainInputs:
         assert spec.name is not None
         # Named after the chain as it is (a-b and a_b are two chains): also the OpenAPI names.
         title = spec.name
+        self.name = spec.name
         # Input name → internal field name; only the alias (the input name) is accepted.
         self._fields = {name: f"input_{i}" for i, name in enumerate(spec.inputs)}
         fields = {
@@ -189,7 +192,8 @@ class ChainInputs:
         ``kwargs``, as LangServe's clients send it)."""
         request: Any = parse_body(self.request_model, body)
         langserve = "kwargs" in request.model_fields_set
-        return self._variables(request.input), request.config.to_langchain(), langserve
+        named = request.config.to_langchain(self.name)  # traced under the chain's name
+        return self._variables(request.input), named, langserve
 
     def parse_batch(self, body: bytes) -> BatchRequest:
         """A ``/batch`` body → variables per input, run config per input, return_exceptions."""
@@ -203,7 +207,7 @@ class ChainInputs:
         return BatchRequest(
             variables,
             [
-                (configs[i] if configs else request.config).to_langchain()
+                (configs[i] if configs else request.config).to_langchain(self.name)
                 for i in range(len(variables))
             ],
             request.return_exceptions,

@@ -90,8 +90,9 @@ async def chat(request: Request, name: str) -> StreamingResponse:
     chain = running.catalog(request).get(name)
     body = await running.read_body(request)
     variables = chat_variables(chain, body)
+    config = {"run_name": chain.name}  # traces (LangSmith) name the run after the chain
     return await running.stream_run(
-        request, chain, variables, {}, UIMessageStream(chain.model_id), route="chat"
+        request, chain, variables, config, UIMessageStream(chain.model_id), route="chat"
     )
 
 

@@ -52,12 +52,15 @@ async def chat_completions(request: Request) -> Response:
     params = chat.params_for(chain.spec)
     variables = conversation_inputs(chain, chat.turns, chat.inputs)
     run = dataclasses.replace(chain, runnable=chain.assembly.with_params(params))
+    config = {"run_name": chain.name}  # traces (LangSmith) name the run after the chain
     if chat.stream:
         encoder = ChatCompletionChunks(chain.name, chat.include_usage)
         return await running.stream_run(
-            request, run, variables, {}, encoder, route="chat.completions"
+            request, run, variables, config, encoder, route="chat.completions"
         )
-    output, info = await running.invoke_run(request, run, variables, {}, route="chat.completions")
+    output, info = await running.invoke_run(
+        request, run, variables, config, route="chat.completions"
+    )
     if not isinstance(output, str):  # a structured chain's object: content is its JSON text
         output = json.dumps(output, ensure_ascii=False)
     return JSONResponse(_completion(chain.name, output, info), headers={"X-Run-Id": info.run_id})
