@@ -8,11 +8,6 @@ variables: there is no Lambda runtime here, and detection reads nothing else.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,22 +20,16 @@ from service.emulator.server import Emulator
 from service.emulator.state import Fault
 from service.settings import Settings, on_lambda
 from tests.helpers import wait_for
+from tests.processes import ServeProcess, environment, serve
 
-REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-json-logs-5d1c9e7a2b"
 PROMPT = "Zebras-hum-quietly-7319"  # a marker that must never reach a log line
 LAMBDA_ID = "8f5c2a1e-1111-4c3b-9d2e-7a6b5c4d3e2f"
 LAMBDA_ENV = {"AWS_LAMBDA_FUNCTION_NAME": "chainserve", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
 
 
-class Process:
-    """A `chainserve serve` process and the lines it wrote (stdout and stderr)."""
-
-    def __init__(self, url: str, popen: subprocess.Popen[bytes], output: Path) -> None:
-        self.url, self.popen, self.output = url, popen, output
-
-    def text(self) -> str:
-        return self.output.read_text()
+class Process(ServeProcess):
+    """A `chainserve serve` process and the lines it wrote, each parsed as JSON."""
 
     def lines(self) -> list[dict[str, Any]]:
         """Every line, each parsed as JSON (a line that is not fails the test)."""
@@ -51,13 +40,6 @@ class Process:
         return next(line for line in self.lines() if line.get("run_id") == run_id)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def start(
     bedrock: Emulator, chains_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -65,39 +47,19 @@ def start(
     started: list[Process] = []
 
     def launch(**env: str) -> Process:
-        port = _free_port()
         output = tmp_path_factory.mktemp("logs") / "output.log"
-        environ = {
-            k: v for k, v in os.environ.items() if not k.startswith(("CHAINSERVE_", "AWS_LAMBDA"))
-        }
-        environ |= {
-            "CHAINSERVE_CHAINS_DIR": str(chains_dir),
-            "CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url,
-            "CHAINSERVE_BEDROCK_MAX_ATTEMPTS": "1",
-            "CHAINSERVE_API_KEYS": KEY,
-            "CHAINSERVE_ACCESS_LOG": "true",
+        environ = environment(
+            ("CHAINSERVE_", "AWS_LAMBDA"),
+            CHAINSERVE_CHAINS_DIR=str(chains_dir),
+            CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
+            CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
+            CHAINSERVE_API_KEYS=KEY,
+            CHAINSERVE_ACCESS_LOG="true",
             **env,
-        }
-        with output.open("wb") as sink:  # the child keeps its own copy of the descriptor
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve", "--port", str(port)],
-                cwd=REPO,
-                env=environ,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        process = Process(f"http://127.0.0.1:{port}", popen, output)
+        )
+        process = Process(*serve(environ, output), output)
         started.append(process)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{process.url}/healthz").status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            assert popen.poll() is None, process.text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        return process
 
     yield launch
     for process in started:

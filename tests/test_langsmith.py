@@ -10,11 +10,8 @@ and never answers.
 """
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +26,8 @@ import pytest
 
 from service.emulator.server import Emulator
 from tests.helpers import wait_for
+from tests.processes import ServeProcess, environment, serve
 
-REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-langsmith-test-3b8e1f"  # chainserve's own API key
 LANGSMITH_KEY = "lsv2-standin-9c4d2a7e"  # must never reach chainserve's output
 PROJECT = "chainserve-tests"
@@ -162,19 +159,9 @@ class Blackhole:
             connection.close()
 
 
-class Process:
-    def __init__(self, url: str, popen: subprocess.Popen[bytes], output: Path) -> None:
-        self.url, self.popen, self.output = url, popen, output
-
+class Process(ServeProcess):
     def post(self, path: str, body: Any) -> httpx.Response:
         return httpx.post(self.url + path, json=body, headers={"x-api-key": KEY}, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -185,44 +172,22 @@ def start(
     started: list[Process] = []
 
     def launch(endpoint: str) -> Process:
-        port = _free_port()
         output = tmp_path_factory.mktemp("langsmith") / "output.log"
-        environ = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("CHAINSERVE_", "LANGSMITH_", "LANGCHAIN_", "AWS_LAMBDA"))
-        }
-        environ |= {
-            "CHAINSERVE_CHAINS_DIR": str(chains_dir),
-            "CHAINSERVE_BEDROCK_ENDPOINT_URL": bedrock.url,
-            "CHAINSERVE_BEDROCK_MAX_ATTEMPTS": "1",
-            "CHAINSERVE_API_KEYS": KEY,
-            "LANGSMITH_TRACING": "true",
-            "LANGSMITH_API_KEY": LANGSMITH_KEY,
-            "LANGSMITH_ENDPOINT": endpoint,
-            "LANGSMITH_PROJECT": PROJECT,
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
-        with output.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve", "--port", str(port)],
-                cwd=REPO,
-                env=environ,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        process = Process(f"http://127.0.0.1:{port}", popen, output)
+        environ = environment(
+            ("CHAINSERVE_", "LANGSMITH_", "LANGCHAIN_", "AWS_LAMBDA"),
+            CHAINSERVE_CHAINS_DIR=str(chains_dir),
+            CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
+            CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
+            CHAINSERVE_API_KEYS=KEY,
+            LANGSMITH_TRACING="true",
+            LANGSMITH_API_KEY=LANGSMITH_KEY,
+            LANGSMITH_ENDPOINT=endpoint,
+            LANGSMITH_PROJECT=PROJECT,
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        process = Process(*serve(environ, output), output)
         started.append(process)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{process.url}/healthz").status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            assert popen.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        return process
 
     yield launch
     for process in started:

@@ -76,8 +76,8 @@ class RunConfig(BaseModel):
         """LangChain's config; ``default_name`` names the run (its root, in LangSmith) unless
         the client set ``run_name``."""
         config: dict[str, Any] = {"tags": self.tags, "metadata": self.metadata}
-        if self.run_name or default_name:
-            config["run_name"] = self.run_name or default_name
+        if name := self.run_name or default_name:
+            config["run_name"] = name
         if self.max_concurrency:
             config["max_concurrency"] = self.max_concurrency
         if self.recursion_limit:
@@ -128,8 +128,7 @@ class ChainInputs:
     ) -> None:
         assert spec.name is not None
         # Named after the chain as it is (a-b and a_b are two chains): also the OpenAPI names.
-        title = spec.name
-        self.name = spec.name
+        self.name = title = spec.name
         # Input name → internal field name; only the alias (the input name) is accepted.
         self._fields = {name: f"input_{i}" for i, name in enumerate(spec.inputs)}
         fields = {
@@ -192,8 +191,8 @@ class ChainInputs:
         ``kwargs``, as LangServe's clients send it)."""
         request: Any = parse_body(self.request_model, body)
         langserve = "kwargs" in request.model_fields_set
-        named = request.config.to_langchain(self.name)  # traced under the chain's name
-        return self._variables(request.input), named, langserve
+        config = request.config.to_langchain(self.name)  # traced under the chain's name
+        return self._variables(request.input), config, langserve
 
     def parse_batch(self, body: bytes) -> BatchRequest:
         """A ``/batch`` body → variables per input, run config per input, return_exceptions."""
