@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service import __version__, langsmith_setup, logs, playground
+from service import __version__, playground
 from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
 from service.middleware import Cors, RequestContext
+from service.observability import langsmith_setup, logs
 from service.protocols import ai_sdk, docs, langserve, openai, openapi, routes, stream_url
 from service.runs import errors
 from service.runs.collector import collect_between_runs, freeze_start_up
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.docs:
         app.include_router(docs.router)
     if settings.metrics == "prometheus":
-        from service import metrics
+        from service.observability import prometheus as metrics
 
         metrics.enable(app, workers, settings.max_concurrency)
     app.add_exception_handler(errors.ApiError, _api_error)

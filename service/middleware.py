@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import logs
+from service.observability import logs
 from service.protocols.openai import error_body_for
 from service.runs.errors import ApiError, cors_refused, unexpected
 from service.settings import on_lambda

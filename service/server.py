@@ -69,7 +69,7 @@ def uvicorn_config(app: Any, limits: HttpLimits | None, **options: Any) -> uvico
         options["timeout_keep_alive"] = limits.keep_alive_timeout
     settings = getattr(getattr(app, "state", None), "settings", None)
     if getattr(settings, "log_format", None) == "json":  # uvicorn's own lines as JSON too
-        from service.logs import uvicorn_log_config
+        from service.observability.logs import uvicorn_log_config
 
         options.setdefault("log_config", uvicorn_log_config())
     return uvicorn.Config(app, **options)

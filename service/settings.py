@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default_factory=lambda: "json" if on_lambda() else "text"
     )
-    """``json``: one JSON object a line (service/logs.py); default json on Lambda, else text."""
+    """``json``: one JSON object a line (service/observability/logs.py); default json on Lambda, else text."""
 
     access_log: bool = False
     """One log line per request from uvicorn (the service logs its own line per chain run)."""
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     """Longest life, in seconds, of a signed stream URL (``POST /chains/{name}/stream-url``)."""
 
     metrics: Literal["off", "prometheus"] = "off"
-    """``prometheus``: serve ``GET /metrics`` in Prometheus' text format (service/metrics.py)."""
+    """``prometheus``: serve ``GET /metrics`` in Prometheus' text format (service/observability/prometheus.py)."""
 
     metrics_public: bool = False
     """With API keys configured, let ``/metrics`` be scraped without a key."""

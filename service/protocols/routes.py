@@ -6,9 +6,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from service import metrics
 from service.chains.catalog import Chain
 from service.chains.render import render as render_prompt
+from service.observability import prometheus as metrics
 from service.protocols import partial_objects, running, wire
 from service.runs.batch import run_batch
 from service.runs.info import RunInfo, Usage

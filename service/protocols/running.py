@@ -13,8 +13,8 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from service import metrics
 from service.chains.catalog import Catalog, Chain
+from service.observability import prometheus as metrics
 from service.protocols import wire
 from service.runs import errors
 from service.runs.info import RunInfo, Usage

@@ -292,7 +292,7 @@ def describe(
     fields: Mapping[str, Any] | None = None,
 ) -> ApiError:
     """:func:`classify`, and log it: a warning for known failures, a traceback otherwise;
-    ``fields`` and the status go on the record (JSON logs: ``service/logs.py``)."""
+    ``fields`` and the status go on the record (JSON logs: ``service/observability/logs.py``)."""
     error = classify(exc, model_id=model_id, retry_after=retry_after)
     extra = {**(fields or {}), "status": error.status}
     if error.code == "internal_error":
