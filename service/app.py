@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service import __version__, playground
+from service import __version__, observability, playground
 from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
@@ -78,10 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground.router)
     if settings.docs:
         app.include_router(docs.router)
-    if settings.metrics == "prometheus":
-        from service.observability import prometheus as metrics
-
-        metrics.enable(app, workers, settings.max_concurrency)
+    app.state.run_observers = observability.observers(app, settings, workers)
     app.add_exception_handler(errors.ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -89,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # key, and a 401 needs CORS headers to be readable), then API keys.
     keys = load_keys(settings)
     if keys:
-        public = {"/metrics"} if settings.metrics != "off" and settings.metrics_public else set()
+        public = (
+            {"/metrics"} if settings.metrics == "prometheus" and settings.metrics_public else set()
+        )
         app.add_middleware(ApiKeyAuth, keys=keys, exempt=frozenset(public))
     if settings.cors_origins:
         app.add_middleware(

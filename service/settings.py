@@ -94,14 +94,37 @@ class Settings(BaseSettings):
     signed_url_max_seconds: int = Field(3600, ge=1)
     """Longest life, in seconds, of a signed stream URL (``POST /chains/{name}/stream-url``)."""
 
-    metrics: Literal["off", "prometheus"] = "off"
-    """``prometheus``: serve ``GET /metrics`` in Prometheus' text format (service/observability/prometheus.py)."""
+    metrics: Literal["off", "prometheus", "emf"] = "off"
+    """``prometheus``: serve ``GET /metrics`` in Prometheus' text format
+    (service/observability/prometheus.py); ``emf``: one CloudWatch Embedded Metric Format record
+    per run on stdout, for Lambda (service/observability/emf.py)."""
+
+    metrics_namespace: str = Field(
+        "chainserve", min_length=1, max_length=255, pattern=r"^[0-9A-Za-z.\-_/#: ]+$"
+    )
+    """The CloudWatch namespace of EMF metrics (CloudWatch's characters; not ``AWS/…``)."""
 
     metrics_public: bool = False
     """With API keys configured, let ``/metrics`` be scraped without a key."""
 
+    otel: bool = False
+    """Trace requests and runs with OpenTelemetry, exported over OTLP as the standard
+    ``OTEL_*`` variables say (service/observability/tracing.py; ``pip install
+    'chainserve[otel]'``)."""
+
+    log_prompts: bool = False
+    """Put prompt text (the messages sent to the model) and the model's reply in run log lines.
+    Off: no log line ever holds prompt or reply text."""
+
     reload: bool = False
     """Watch ``chains_dir`` and reload chain files when they change (``chainserve dev``)."""
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _not_aws(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("AWS/ namespaces are AWS's own: choose another, e.g. chainserve")
+        return value
 
     @field_validator("cors_origins", "api_keys", mode="before")
     @classmethod

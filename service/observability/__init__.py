@@ -1,2 +1,91 @@
-"""What operators read: log lines (``logs``), metrics (``prometheus``), LangSmith traces
-(``langsmith_setup``). Each is switched on by one setting and costs nothing when off."""
+"""What operators read: log lines (``logs``), metrics (``prometheus``, ``emf``), traces
+(``tracing``: OpenTelemetry; ``langsmith_setup``). Each is switched on by one setting and costs
+nothing when off: its library is imported only then.
+
+Every run is observed once, when it ends, through :func:`run_ended` — called by the protocols'
+shared run code (service/protocols/running.py) and the batch route — which hands an
+:class:`EndedRun` to each observer the settings switched on (:func:`observers`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+
+    from service.chains.catalog import Chain
+    from service.runs.errors import ApiError
+    from service.runs.info import RunInfo
+    from service.runs.stream import Workers
+    from service.settings import Settings
+
+log = logging.getLogger("chainserve")
+
+
+@dataclass(frozen=True, slots=True)
+class EndedRun:
+    """A run as it ended. ``info`` is None for a batch that failed as a whole; ``error`` is the
+    mapped failure (in-band for a stream that had started); ``disconnected``: the client went
+    away before the end."""
+
+    chain: Chain
+    info: RunInfo | None
+    route: str
+    error: ApiError | None
+    disconnected: bool
+    request_id: str
+
+    @property
+    def model(self) -> str:
+        """The model that answered; else the last one that failed; else the chain's own."""
+        info = self.info
+        if info is not None:
+            return (
+                info.model
+                or (info.fallback_from[-1] if info.fallback_from else "")
+                or (self.chain.model_id)
+            )
+        return self.chain.model_id
+
+    @property
+    def outcome(self) -> str:
+        return "disconnected" if self.disconnected else "error" if self.error else "ok"
+
+
+class RunObserver(Protocol):
+    def record(self, run: EndedRun) -> None: ...
+
+
+def observers(app: FastAPI, settings: Settings, workers: Workers) -> list[RunObserver]:
+    """The observers ``settings`` switch on (each may add routes to ``app``: ``/metrics``)."""
+    found: list[RunObserver] = []
+    if settings.metrics == "prometheus":
+        from service.observability import prometheus
+
+        found.append(prometheus.enable(app, workers, settings.max_concurrency))
+    return found
+
+
+def run_ended(
+    request: Request,
+    chain: Chain,
+    info: RunInfo | None,
+    route: str,
+    error: ApiError | None = None,
+    disconnected: bool = False,
+) -> None:
+    """Hand the ended run to every observer; nothing to do (and nothing made) when none is on.
+    An observer's failure is logged, never the request's."""
+    found: list[RunObserver] = request.app.state.run_observers
+    if not found:
+        return
+    request_id = str(request.scope.get("state", {}).get("request_id", "-"))
+    run = EndedRun(chain, info, route, error, disconnected, request_id)
+    for observer in found:
+        try:
+            observer.record(run)
+        except Exception:
+            log.exception("recording run %s failed", info.run_id if info else "-")

@@ -1,8 +1,6 @@
 """Prometheus metrics at ``GET /metrics`` (``CHAINSERVE_METRICS=prometheus``; off by default).
 
-Every run is recorded once, when it ends, by :func:`record` — called from
-service/protocols/running.py (invoke and stream runs, every protocol) and from the batch route.
-Labels are the chain's name, the model id and the route: bounded by the chain files, never
+Every run is recorded once, when it ends (:func:`service.observability.run_ended`). Labels are the chain's name, the model id and the route: bounded by the chain files, never
 request data. ``prometheus_client`` is imported only when metrics are on, and each app has its
 own registry (no process-wide state, so two apps in one process — tests — never mix counts).
 
@@ -18,9 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 if TYPE_CHECKING:
-    from service.chains.catalog import Chain
-    from service.runs.errors import ApiError
-    from service.runs.info import RunInfo
+    from service.observability import EndedRun
     from service.runs.stream import Workers
 
 PATH = "/metrics"
@@ -97,27 +93,16 @@ class Metrics:
         )
         limit.set(max_concurrency)
 
-    def record(
-        self,
-        chain: Chain,
-        info: RunInfo | None,
-        route: str,
-        error: ApiError | None,
-        disconnected: bool,
-    ) -> None:
-        # The model that answered; else the last one that failed; else the chain's own.
-        model = chain.model_id
-        if info is not None:
-            model = info.model or (info.fallback_from[-1] if info.fallback_from else model)
-        labels = (chain.name, model)
-        outcome = "disconnected" if disconnected else "error" if error else "ok"
-        self.runs.labels(*labels, route, outcome).inc()
+    def record(self, run: EndedRun) -> None:
+        labels = (run.chain.name, run.model)
+        outcome, error, info = run.outcome, run.error, run.info
+        self.runs.labels(*labels, run.route, outcome).inc()
         if error is not None:
             self.errors.labels(*labels, str(error.status)).inc()
             if error.status == 429:
                 self.throttles.labels(*labels).inc()
-        if disconnected:
-            self.disconnects.labels(*labels, route).inc()
+        if run.disconnected:
+            self.disconnects.labels(*labels, run.route).inc()
         if info is None:
             return
         if info.model and info.fallback_from:
@@ -144,20 +129,6 @@ class Metrics:
         return Response(encode(self.registry), media_type=media_type)
 
 
-def record(
-    request: Request,
-    chain: Chain,
-    info: RunInfo | None,
-    route: str,
-    error: ApiError | None = None,
-    disconnected: bool = False,
-) -> None:
-    """Count one ended run (``info`` None: a batch that failed as a whole); nothing when off."""
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.record(chain, info, route, error, disconnected)
-
-
 # Not in the OpenAPI document, like /docs: an operator's route, not the chains' API.
 router = APIRouter(include_in_schema=False)
 
@@ -168,7 +139,8 @@ async def scrape(request: Request) -> Response:
     return metrics.exposition(request.headers.get("accept", ""))
 
 
-def enable(app: Any, workers: Workers, max_concurrency: int) -> None:
+def enable(app: Any, workers: Workers, max_concurrency: int) -> Metrics:
     """Serve ``/metrics`` from a fresh registry on ``app``."""
-    app.state.metrics = Metrics(workers, max_concurrency)
+    app.state.metrics = metrics = Metrics(workers, max_concurrency)
     app.include_router(router)
+    return metrics

@@ -6,9 +6,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from service import observability
 from service.chains.catalog import Chain
 from service.chains.render import render as render_prompt
-from service.observability import prometheus as metrics
 from service.protocols import partial_objects, running, wire
 from service.runs.batch import run_batch
 from service.runs.info import RunInfo, Usage
@@ -80,7 +80,7 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
         )
     except Exception as exc:
         error = running.failure(request, chain, exc, route="batch")
-        metrics.record(request, chain, None, "batch", error)
+        observability.run_ended(request, chain, None, "batch", error)
         raise error from None
     latency_ms = round((time.perf_counter() - started) * 1000)
     total = Usage()
@@ -97,11 +97,11 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
                 request, chain, result, f"run_id={info.run_id} input={index}", info, "batch"
             )
             run["error"] = error.body(running.request_id(request))
-            metrics.record(request, chain, info, "batch", error)
+            observability.run_ended(request, chain, info, "batch", error)
             outputs.append(None)
         else:
             running.log_run(request, chain, info, "batch")
-            metrics.record(request, chain, info, "batch")
+            observability.run_ended(request, chain, info, "batch")
             outputs.append(result)
         runs.append(run)
     return {

@@ -13,8 +13,8 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from service import observability
 from service.chains.catalog import Catalog, Chain
-from service.observability import prometheus as metrics
 from service.protocols import wire
 from service.runs import errors
 from service.runs.info import RunInfo, Usage
@@ -40,10 +40,10 @@ async def invoke_run(
         )
     except Exception as exc:
         error = failure(request, chain, exc, info=info, route=route)
-        metrics.record(request, chain, info, route, error)
+        observability.run_ended(request, chain, info, route, error)
         raise error from None
     log_run(request, chain, info, route)
-    metrics.record(request, chain, info, route)
+    observability.run_ended(request, chain, info, route)
     return output, info
 
 
@@ -62,11 +62,11 @@ async def stream_run(
         first = await run.start(workers(request))
     except asyncio.CancelledError:
         run.cancel()
-        metrics.record(request, chain, run.info, route, disconnected=True)
+        observability.run_ended(request, chain, run.info, route, disconnected=True)
         raise
     except Exception as exc:
         error = failure(request, chain, exc, info=run.info, route=route)
-        metrics.record(request, chain, run.info, route, error)
+        observability.run_ended(request, chain, run.info, route, error)
         raise error from None
     failed: list[errors.ApiError] = []  # a failure after the first chunk, sent in-band
 
@@ -83,7 +83,7 @@ async def stream_run(
             log_run(request, chain, run.info, route)
         finally:  # also when the client went away: RunResponse closes this generator
             error = failed[-1] if failed else None
-            metrics.record(request, chain, run.info, route, error, disconnected=not ended)
+            observability.run_ended(request, chain, run.info, route, error, disconnected=not ended)
 
     headers = {**wire.STREAM_HEADERS, **encoder.headers, "X-Run-Id": run.info.run_id}
     return RunResponse(run, body(), media_type=encoder.media_type, headers=headers)

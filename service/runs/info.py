@@ -40,16 +40,41 @@ class Usage:
         return counts
 
 
+@dataclass
+class ModelCall:
+    """One model call of a run (a fallback makes two or more), as traces and prompt logs show
+    it. ``messages`` and ``reply`` are references to what LangChain already holds, not copies."""
+
+    model: str
+    started_ns: int  # wall clock (time.time_ns), as trace spans take it
+    params: dict[str, Any]  # temperature, max_tokens … as the model reports them
+    messages: list[BaseMessage]
+    ended_ns: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str | None = None
+    error: BaseException | None = None
+    reply: BaseMessage | None = None
+
+
+# LangChain's ls_* metadata of a chat model call → the request parameter it reports.
+_CALL_PARAMS = {
+    "ls_temperature": "temperature",
+    "ls_max_tokens": "max_tokens",
+    "ls_stop": "stop",
+}
+
+
 class UsageCollector(BaseCallbackHandler):
     """Token counts and stop reason of a run, from the model's final message; and which model
-    answered, with those that failed before it (fallbacks)."""
+    answered, with those that failed before it (fallbacks); each model call (``calls``)."""
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.model: str | None = None
         self.failed_models: list[str] = []
-        self._started: dict[UUID, str] = {}
+        self.calls: list[ModelCall] = []
+        self._started: dict[UUID, ModelCall] = {}
         self._failures: list[tuple[BaseException, str]] = []  # each model's error, by model
         self.reasoning = ""  # the model's reasoning text, when the chain file includes it
         self.guardrail: dict[str, Any] | None = None  # a guardrail's trace (trace: enabled)
@@ -64,16 +89,31 @@ class UsageCollector(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        metadata = metadata or {}
         # langchain-aws names the model it calls in LangSmith's metadata (the model id).
-        self._started[run_id] = str((metadata or {}).get("ls_model_name") or "")
-        if (metadata or {}).get(model_output.INCLUDE_REASONING):
+        call = ModelCall(
+            model=str(metadata.get("ls_model_name") or ""),
+            started_ns=time.time_ns(),
+            params={
+                name: metadata[key]
+                for key, name in _CALL_PARAMS.items()
+                if metadata.get(key) is not None
+            },
+            messages=messages[0] if messages else [],
+        )
+        self._started[run_id] = call
+        self.calls.append(call)
+        if metadata.get(model_output.INCLUDE_REASONING):
             self._include_reasoning.add(run_id)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        model = self._started.pop(run_id, "")
-        if model:
-            self.failed_models.append(model)
-            self._failures.append((error, model))
+        call = self._started.pop(run_id, None)
+        if call is None:
+            return
+        call.ended_ns, call.error = time.time_ns(), error
+        if call.model:
+            self.failed_models.append(call.model)
+            self._failures.append((error, call.model))
 
     def failed_with(self, error: BaseException) -> str | None:
         """The model whose call raised ``error`` (or the error it was raised as: ``__cause__``)."""
@@ -83,27 +123,32 @@ class UsageCollector(BaseCallbackHandler):
         return None
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        self.model = self._started.pop(run_id, "") or self.model
+        call = self._started.pop(run_id, None) or ModelCall("", time.time_ns(), {}, [])
+        call.ended_ns = time.time_ns()
+        self.model = call.model or self.model
         for generations in response.generations:
             for generation in generations:
                 message = getattr(generation, "message", None)
+                call.reply = message or call.reply
                 metadata = getattr(message, "usage_metadata", None)
                 if metadata:
-                    self.usage.input_tokens += metadata.get("input_tokens", 0)
-                    self.usage.output_tokens += metadata.get("output_tokens", 0)
-                self._read_controls(message, run_id)
+                    call.usage.input_tokens += metadata.get("input_tokens", 0)
+                    call.usage.output_tokens += metadata.get("output_tokens", 0)
+                self._read_controls(message, run_id, call.usage)
                 # Converse says stopReason, InvokeModel (ChatBedrock) stop_reason.
                 response_metadata = getattr(message, "response_metadata", None) or {}
                 reason = response_metadata.get("stopReason") or response_metadata.get("stop_reason")
                 if reason:
-                    self.stop_reason = str(reason)
+                    self.stop_reason = call.stop_reason = str(reason)
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            setattr(self.usage, name, getattr(self.usage, name) + getattr(call.usage, name))
 
-    def _read_controls(self, message: Any, run_id: UUID) -> None:
+    def _read_controls(self, message: Any, run_id: UUID, usage: Usage) -> None:
         """Cache tokens, the reasoning text (if the chain file includes it) and the guardrail's
         trace of a final message (``model_output``)."""
         read, written = model_output.cache_tokens(getattr(message, "usage_metadata", None))
-        self.usage.cache_read_tokens += read
-        self.usage.cache_write_tokens += written
+        usage.cache_read_tokens += read
+        usage.cache_write_tokens += written
         if run_id in self._include_reasoning:
             self._include_reasoning.discard(run_id)
             self.reasoning += model_output.reasoning_text(message)
@@ -133,6 +178,7 @@ class RunInfo:
 
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.perf_counter)
+    started_ns: int = field(default_factory=time.time_ns)  # the same moment, wall clock (traces)
     ended: float | None = None  # set when the run ended; until then latency runs on
     first_output: float | None = None  # when a stream's first chunk reached the loop
     collector: UsageCollector = field(default_factory=UsageCollector)
@@ -146,6 +192,10 @@ class RunInfo:
         if self.first_output is None:
             return None
         return round((self.first_output - self.started) * 1000)
+
+    def wall_ns(self, moment: float) -> int:
+        """A ``perf_counter`` moment of this run on the wall clock (ns), as traces take it."""
+        return self.started_ns + round((moment - self.started) * 1e9)
 
     @property
     def latency_ms(self) -> int:
