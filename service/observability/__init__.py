@@ -66,6 +66,14 @@ def observers(app: FastAPI, settings: Settings, workers: Workers) -> list[RunObs
         from service.observability import prometheus
 
         found.append(prometheus.enable(app, workers, settings.max_concurrency))
+    elif settings.metrics == "emf":
+        from service.observability import emf
+
+        found.append(emf.enable(settings, workers))
+    if settings.otel:
+        from service.observability import tracing
+
+        found.append(tracing.enable(app, settings))
     return found
 
 
