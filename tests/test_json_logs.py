@@ -1,5 +1,6 @@
 """JSON logs (CHAINSERVE_LOG_FORMAT=json): every line a chainserve process writes parses, and
-a run's line carries its fields; nothing secret or prompt-like ever appears.
+a run's line carries its fields; nothing secret or prompt-like ever appears — unless
+CHAINSERVE_LOG_PROMPTS=true asks for the prompt and reply (never keys, never image bytes).
 
 The servers here are real `chainserve serve` processes (python -m service serve), not in-process
 apps: logging set-up is per process, and only a process's own stdout/stderr show that *every*
@@ -7,6 +8,7 @@ line (uvicorn's too) is JSON. Lambda is "detected" by giving the process Lambda'
 variables: there is no Lambda runtime here, and detection reads nothing else.
 """
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -19,6 +21,7 @@ import pytest
 from service.emulator.server import Emulator
 from service.emulator.state import Fault
 from service.settings import Settings, on_lambda
+from tests import image_files
 from tests.helpers import wait_for
 from tests.processes import ServeProcess, environment, serve
 
@@ -177,6 +180,67 @@ def test_off_lambda_the_adapter_header_is_not_believed(start: Callable[..., Proc
     assert LAMBDA_ID not in local.text()
     startup = [row for row in local.lines() if row["logger"].startswith("uvicorn")]
     assert any("Uvicorn running" in row["message"] for row in startup)
+
+
+@pytest.fixture(scope="module")
+def with_prompts(start: Callable[..., Process]) -> Process:
+    return start(CHAINSERVE_LOG_FORMAT="json", CHAINSERVE_LOG_PROMPTS="true")
+
+
+def test_with_log_prompts_a_run_line_has_its_prompt_and_reply(with_prompts: Process) -> None:
+    response = post(with_prompts, "/chains/summarize/invoke", {"input": {"text": PROMPT}})
+    assert response.status_code == 200, response.text
+    line = with_prompts.run_line(response.json()["metadata"]["run_id"])
+    system, user = line["prompt"]
+    assert system["role"] == "system" and "summar" in system["parts"][0]["content"].lower()
+    assert user["role"] == "user" and PROMPT in user["parts"][0]["content"]
+    (reply,) = line["reply"]
+    assert reply["role"] == "assistant" and reply["finish_reason"] == "end_turn"
+    assert reply["parts"] == [{"type": "text", "content": response.json()["output"]}]
+    assert PROMPT not in line["message"]  # a JSON line carries the text once, as fields
+    assert KEY not in with_prompts.text()
+
+    streamed = post(with_prompts, "/chains/summarize/stream", {"input": {"text": PROMPT}})
+    line = with_prompts.run_line(streamed.headers["x-run-id"])
+    assert line["route"] == "stream" and line["reply"][0]["parts"][0]["content"] == streamed.text
+
+
+def test_with_log_prompts_a_failure_line_has_the_prompt(
+    with_prompts: Process, bedrock: Emulator
+) -> None:
+    bedrock.state.add_faults([Fault(kind="throttle", times=1)])
+    response = post(
+        with_prompts,
+        "/chains/summarize/invoke",
+        {"input": {"text": PROMPT}},
+        **{"x-request-id": "p-429"},
+    )
+    assert response.status_code == 429
+    wait_for(lambda: any(row.get("request_id") == "p-429" for row in with_prompts.lines()))
+    line = next(row for row in with_prompts.lines() if row.get("status") == 429)
+    assert PROMPT in line["prompt"][-1]["parts"][0]["content"] and "reply" not in line
+
+
+def test_with_log_prompts_images_are_described_never_sent_as_base64(with_prompts: Process) -> None:
+    photo = base64.b64encode(image_files.png(8, 8)).decode()
+    body = {"input": {"question": PROMPT, "photo": f"data:image/png;base64,{photo}"}}
+    response = post(with_prompts, "/chains/describe_image/invoke", body)
+    assert response.status_code == 200, response.text
+    line = with_prompts.run_line(response.json()["metadata"]["run_id"])
+    parts = [part["content"] for part in line["prompt"][-1]["parts"]]
+    assert PROMPT in parts[0] and parts[1].startswith("[image png 8×8, ")
+    assert photo not in with_prompts.text()
+
+
+def test_text_lines_carry_the_prompt_as_json(start: Callable[..., Process]) -> None:
+    local = start(CHAINSERVE_LOG_FORMAT="text", CHAINSERVE_LOG_PROMPTS="true")
+    response = post(local, "/chains/summarize/invoke", {"input": {"text": PROMPT}})
+    run_id = response.json()["metadata"]["run_id"]
+    wait_for(lambda: run_id in local.text())
+    (line,) = [row for row in local.text().splitlines() if run_id in row]
+    prompt = json.loads(line.partition(" prompt=")[2].partition(" reply=")[0])
+    assert PROMPT in prompt[-1]["parts"][0]["content"]
+    assert json.loads(line.partition(" reply=")[2])[0]["finish_reason"] == "end_turn"
 
 
 def _context() -> dict[str, Any]:

@@ -253,12 +253,19 @@ class _FileWords:
 
 
 def shown_part(part: Any) -> str:
-    """A content block as a transcript shows it: text as it is, an image as its description
+    """A content block as a transcript or a log shows it: text as it is, an image as its description
     (``[image png 64×64, 1234 bytes]``), never its base64; a cache point as ``[cache point]``."""
     if isinstance(part, str):
         return part
     if part.get("type") == "image" and isinstance(part.get("base64"), str):
         return ImageInput.from_block(part).describe()
+    url = (part.get("image_url") or {}).get("url") if part.get("type") == "image_url" else None
+    if isinstance(url, str) and url.startswith("data:"):  # the block as a model's callbacks see it
+        media_type, _, data = url[5:].partition(";base64,")
+        try:
+            return ImageInput.from_block({"base64": data, "mime_type": media_type}).describe()
+        except (ValueError, binascii.Error):
+            return "[image]"
     if "cachePoint" in part:  # `cache: true` on the message before (Converse)
         return "[cache point]"
     return str(part.get("text", f"[{part.get('type', 'block')}]"))

@@ -36,6 +36,8 @@ FIELDS = (
     "fallback_from",
     "method",
     "path",
+    "prompt",  # these two only with CHAINSERVE_LOG_PROMPTS=true (service/protocols/running.py)
+    "reply",
 )
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

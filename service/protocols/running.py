@@ -6,6 +6,7 @@ and config, then hands them here; only the encoder — the bytes on the wire —
 """
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -124,13 +125,15 @@ def failure(
     fields: dict[str, Any] = {"route": route, "chain": chain.name, "model": model_id}
     if info is not None:
         fields |= {"run_id": info.run_id, "latency_ms": info.latency_ms, "ttft_ms": info.ttft_ms}
+    prompt = _prompt_fields(settings, info)
     return errors.describe(
         exc,
         model_id=model_id,
         retry_after=settings.retry_after_seconds,
         context=f"chain={chain.name} request_id={request_id(request)}"
-        + (f" {detail}" if detail else ""),
-        fields=fields,
+        + (f" {detail}" if detail else "")
+        + _as_text(settings, prompt),
+        fields=fields | prompt,
     )
 
 
@@ -157,6 +160,9 @@ def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
     if usage.cache_read_tokens or usage.cache_write_tokens:
         fields["cache_read_tokens"] = usage.cache_read_tokens
         fields["cache_write_tokens"] = usage.cache_write_tokens
+    settings: Settings = request.app.state.settings
+    prompt = _prompt_fields(settings, info)
+    fields |= prompt
     log.info(
         "%s chain=%s run_id=%s request_id=%s model=%s latency_ms=%d input_tokens=%d "
         "output_tokens=%d stop_reason=%s%s",
@@ -170,8 +176,31 @@ def log_run(request: Request, chain: Chain, info: RunInfo, route: str) -> None:
         fields["output_tokens"],
         fields["stop_reason"] or "-",
         (f" fallback_from={','.join(info.fallback_from)}" if info.fallback_from else "")
-        + _cache_fields(usage),
+        + _cache_fields(usage)
+        + _as_text(settings, prompt),
         extra=fields,
+    )
+
+
+def _prompt_fields(settings: Settings, info: RunInfo | None) -> dict[str, Any]:
+    """With ``CHAINSERVE_LOG_PROMPTS=true``, the last model call's prompt and reply (the
+    fallback's, if one answered); otherwise nothing: no log line holds prompt text."""
+    if not settings.log_prompts or info is None or not info.collector.calls:
+        return {}
+    from service.observability import prompts
+
+    call = info.collector.calls[-1]
+    return {"prompt": prompts.prompt_messages(call), "reply": prompts.reply_messages(call) or None}
+
+
+def _as_text(settings: Settings, prompt: dict[str, Any]) -> str:
+    """The prompt fields in a text line (JSON lines carry them as fields, not twice)."""
+    if settings.log_format == "json":
+        return ""
+    return "".join(
+        f" {name}={json.dumps(value, ensure_ascii=False)}"
+        for name, value in prompt.items()
+        if value is not None
     )
 
 
