@@ -51,6 +51,21 @@ class EndedRun:
         return self.chain.model_id
 
     @property
+    def throttled_models(self) -> list[str]:
+        """The model of each call Bedrock throttled in this run (still 429 after botocore's
+        retries) — also when a fallback then answered, so throttling is never hidden."""
+        if self.info is None:
+            return [self.model] if self.error is not None and self.error.status == 429 else []
+        from service.runs.errors import classify
+
+        return [
+            call.model
+            for call in self.info.collector.calls
+            if call.error is not None
+            and classify(call.error, model_id=call.model, retry_after=0).status == 429
+        ]
+
+    @property
     def outcome(self) -> str:
         return "disconnected" if self.disconnected else "error" if self.error else "ok"
 

@@ -48,7 +48,8 @@ class Metrics:
         )
         self.throttles = Counter(
             "chainserve_throttles",
-            "Runs that failed because Bedrock throttled the model (429).",
+            "Model calls Bedrock throttled (429 after botocore's retries), also when a "
+            "fallback then answered.",
             model,
             registry=registry,
         )
@@ -99,8 +100,8 @@ class Metrics:
         self.runs.labels(*labels, run.route, outcome).inc()
         if error is not None:
             self.errors.labels(*labels, str(error.status)).inc()
-            if error.status == 429:
-                self.throttles.labels(*labels).inc()
+        for model in run.throttled_models:
+            self.throttles.labels(run.chain.name, model).inc()
         if run.disconnected:
             self.disconnects.labels(*labels, run.route).inc()
         if info is None:
