@@ -56,9 +56,13 @@ def free_port() -> int:
 
 
 class Process:
-    """A child process pinned to ``cpus``; its stderr goes to a file shown if it fails."""
+    """A child process pinned to ``cpus``; its stderr goes to a file shown if it fails, and so
+    does its stdout unless ``capture`` (a load client's JSON): a server's stdout (EMF records,
+    access lines) must never fill an unread pipe and stall it."""
 
-    def __init__(self, command: Sequence[str], cpus: set[int], env: dict[str, str]) -> None:
+    def __init__(
+        self, command: Sequence[str], cpus: set[int], env: dict[str, str], capture: bool = False
+    ) -> None:
         self.command = list(command)
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.started = time.perf_counter()
@@ -67,7 +71,7 @@ class Process:
             cwd=REPO,
             env={**os.environ, **BASE_ENV, **env},
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if capture else self._log,
             stderr=self._log,
             preexec_fn=lambda: os.sched_setaffinity(0, cpus),
         )

@@ -78,7 +78,7 @@ class Rig:
 
 def _json_process(module_args: list[str], cpus: set[int], stdin: bytes = b"") -> dict[str, Any]:
     """``python -m <module_args>`` on ``cpus``; its standard output, parsed as JSON."""
-    process = Process([sys.executable, "-m", *module_args], cpus, {})
+    process = Process([sys.executable, "-m", *module_args], cpus, {}, capture=True)
     try:
         result: dict[str, Any] = json.loads(process.communicate(stdin))
     finally:
