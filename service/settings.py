@@ -94,10 +94,11 @@ class Settings(BaseSettings):
     signed_url_max_seconds: int = Field(3600, ge=1)
     """Longest life, in seconds, of a signed stream URL (``POST /chains/{name}/stream-url``)."""
 
-    metrics: Literal["off", "prometheus", "emf"] = "off"
+    metrics: Literal["off", "on", "prometheus", "emf"] = "off"
     """``prometheus``: serve ``GET /metrics`` in Prometheus' text format
     (service/observability/prometheus.py); ``emf``: one CloudWatch Embedded Metric Format record
-    per run on stdout, for Lambda (service/observability/emf.py)."""
+    per run on stdout, for Lambda (service/observability/emf.py); ``on``: ``emf`` on Lambda,
+    else ``prometheus`` (read as that value: ``Settings().metrics`` is never ``on``)."""
 
     metrics_namespace: str = Field(
         "chainserve", min_length=1, max_length=255, pattern=r"^[0-9A-Za-z.\-_/#: ]+$"
@@ -118,6 +119,13 @@ class Settings(BaseSettings):
 
     reload: bool = False
     """Watch ``chains_dir`` and reload chain files when they change (``chainserve dev``)."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _where_we_run(cls, value: str) -> str:
+        if value == "on":
+            return "emf" if on_lambda() else "prometheus"
+        return value
 
     @field_validator("metrics_namespace")
     @classmethod

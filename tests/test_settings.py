@@ -40,3 +40,18 @@ def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.access_log is False
     assert settings.max_body_bytes == 6_291_456  # Lambda's payload limit: one 3.75 MB image
+
+
+def test_metrics_on_means_emf_on_lambda_and_prometheus_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No Lambda runtime runs here: its variables stand in (detection reads nothing else).
+    for name in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHAINSERVE_METRICS", "on")
+    assert Settings().metrics == "prometheus"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chainserve")
+    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+    assert Settings().metrics == "emf"
+    monkeypatch.setenv("CHAINSERVE_METRICS", "prometheus")  # an explicit choice stands
+    assert Settings().metrics == "prometheus"
