@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     def _not_aws(cls, value: str) -> str:
         if value.startswith("AWS/"):
             raise ValueError("AWS/ namespaces are AWS's own: choose another, e.g. chainserve")
+        if value.startswith(":"):
+            raise ValueError("a CloudWatch namespace cannot start with ':'; e.g. chainserve")
         return value
 
     @field_validator("cors_origins", "api_keys", mode="before")
