@@ -13,6 +13,7 @@ PIP    := $(BIN)/pip --disable-pip-version-check --quiet
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 WHEELS := $(VENV)/wheels
+EXTRA_FLAGS := $(foreach extra,$(EXTRA),--extra $(extra))
 
 .PHONY: run test lint bench package lock clean build-ChainserveFunction
 
@@ -26,8 +27,9 @@ $(TEST_STAMP): $(RUN_STAMP)
 	touch $(TEST_STAMP)
 
 # The locked wheels for this machine, so the Lambda contract test builds its package offline.
-$(WHEELS)/.done: requirements.lock $(TEST_STAMP)
-	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -r requirements.lock -d $(WHEELS)
+$(WHEELS)/.done: requirements.lock requirements-otel.lock $(TEST_STAMP)
+	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -r requirements.lock \
+		-r requirements-otel.lock -d $(WHEELS)
 	touch $@
 
 # The JavaScript clients the Node tests drive (tests/js: the AWS SDK for JavaScript, the ai
@@ -54,9 +56,10 @@ lint: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
-# The Lambda zip for ARCH (arm64 or x86_64): build/chainserve-$(ARCH).zip
+# The Lambda zip for ARCH (arm64 or x86_64): build/chainserve-$(ARCH).zip; EXTRA=otel adds
+# OpenTelemetry (also for `EXTRA=otel sam build`).
 package: $(RUN_STAMP)
-	$(BIN)/chainserve package --arch $(ARCH)
+	$(BIN)/chainserve package --arch $(ARCH) $(EXTRA_FLAGS)
 
 # Resolve pyproject.toml again into requirements.lock
 lock: $(RUN_STAMP)
@@ -64,7 +67,7 @@ lock: $(RUN_STAMP)
 
 # `sam build` runs this (template.yaml: BuildMethod makefile); it needs no virtualenv.
 build-ChainserveFunction:
-	$(PYTHON) -m service.deploy.package --arch $(ARCH) --into "$(ARTIFACTS_DIR)"
+	$(PYTHON) -m service.deploy.package --arch $(ARCH) --into "$(ARTIFACTS_DIR)" $(EXTRA_FLAGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ from service.auth import ApiKeyAuth, load_keys, redact_query_keys
 from service.chains.catalog import Catalog
 from service.chains.loader import is_chain_file
 from service.middleware import Cors, RequestContext
-from service.observability import langsmith_setup, logs
+from service.observability import langsmith_setup, logs, tracing
 from service.protocols import ai_sdk, docs, langserve, openai, openapi, routes, stream_url
 from service.runs import errors
 from service.runs.collector import collect_between_runs, freeze_start_up
@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Our own /docs (service/protocols/docs.py): FastAPI's loads from a CDN; no /redoc.
         docs_url=None,
         redoc_url=None,
+        # Request spans only with CHAINSERVE_OTEL=true (service/observability/tracing.py).
+        telemetry=tracing.fastapi_telemetry(settings),
         openapi_url=docs.OPENAPI_PATH if settings.docs else None,
     )
     app.state.settings = settings

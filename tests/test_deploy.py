@@ -205,3 +205,48 @@ def test_makefile_builds_what_sam_asks_for() -> None:
         check=True,
     )
     assert '-m service.deploy.package --arch x86_64 --into "/tmp/artifacts"' in dry_run.stdout
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    pairs = (line.split("==") for line in lock.read_text().splitlines() if "==" in line)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pairs}
+
+
+def test_the_otel_lock_pins_what_the_extra_adds() -> None:
+    """requirements-otel.lock: the `otel` extra's packages that requirements.lock lacks, at
+    the versions the tests run against (installed from the `test` extra, which includes it)."""
+    from importlib.metadata import version
+
+    from service.deploy.package import EXTRA_LOCKS, LOCK
+
+    base, otel = _pins(LOCK), _pins(EXTRA_LOCKS["otel"])
+    assert not set(base) & set(otel)
+    assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"} <= set(otel)
+    assert base["opentelemetry-api"]  # shared with FastAPI: pinned once, in the function's lock
+    assert {name: version(name) for name in otel} == otel
+
+
+def test_the_otel_extra_reaches_the_package(tmp_path: Path) -> None:
+    """`chainserve package --extra otel` installs the extra's lock on top of the function's
+    (from the locked wheels, offline, as tests/test_lambda.py builds); `make` passes EXTRA."""
+    wheels = REPO / ".venv" / "wheels"
+    if not any(wheels.glob("opentelemetry_sdk-*.whl")):
+        pytest.fail("no locked wheels in .venv/wheels: run the tests with `make test`")
+    into = tmp_path / "task"
+    command = [sys.executable, "-m", "service.deploy.package", "--arch", "native"]
+    built = subprocess.run(
+        [*command, "--wheels", str(wheels), "--into", str(into), "--extra", "otel"],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (into / "opentelemetry" / "sdk" / "trace" / "__init__.py").is_file()
+    assert (into / "opentelemetry" / "exporter" / "otlp" / "proto" / "http").is_dir()
+    dry_run = subprocess.run(
+        ["make", "-n", "build-ChainserveFunction", "ARTIFACTS_DIR=/tmp/artifacts", "EXTRA=otel"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '--into "/tmp/artifacts" --extra otel' in dry_run.stdout

@@ -6,6 +6,11 @@ Python, adds ``service/``, ``chains/`` and ``run.sh``, leaves out what the funct
 loads, prints the unzipped size and refuses more than Lambda's 250 MB.
 ``chainserve package --update-lock`` resolves ``pyproject.toml`` again into the lock file.
 
+``--extra otel`` adds an optional extra of pyproject's (``chainserve[otel]``: OpenTelemetry):
+its packages that the function's lock does not already pin, pinned in ``requirements-otel.lock``
+(resolved with ``requirements.lock`` as constraints, so the shared packages keep the lock's
+versions). ``--update-lock`` writes both.
+
 Standard library only, and Python 3.8+: ``sam build`` runs it (``make build-ChainserveFunction``)
 with whatever ``python3`` the machine has, outside any virtual environment.
 """
@@ -16,6 +21,7 @@ import compileall
 import json
 import os
 import py_compile
+import re
 import shutil
 import stat
 import subprocess
@@ -27,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
+# Optional extras of pyproject.toml a package may add: each its own lock, on top of LOCK.
+EXTRA_LOCKS = {"otel": ROOT / "requirements-otel.lock"}
 LAMBDA_PYTHON = "3.12"
 OLDEST_PYTHON = "3.11"  # pyproject's requires-python: the lock must install there too
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -70,10 +78,14 @@ class PackageTooLarge(Exception):
     pass
 
 
-def lay_out(into: Path, target: Target, wheels: Path | None = None) -> int:
-    """Fill ``into`` as Lambda's task root; returns its size in bytes (unzipped)."""
+def lay_out(
+    into: Path, target: Target, wheels: Path | None = None, extras: tuple[str, ...] = ()
+) -> int:
+    """Fill ``into`` as Lambda's task root, with ``extras`` (names of :data:`EXTRA_LOCKS`);
+    returns its size in bytes (unzipped)."""
     into.mkdir(parents=True, exist_ok=True)
     source = ["--no-index", f"--find-links={wheels}"] if wheels else []
+    extra_locks = [f"--requirement={EXTRA_LOCKS[extra]}" for extra in extras]
     _pip(
         "install",
         "--quiet",
@@ -82,6 +94,7 @@ def lay_out(into: Path, target: Target, wheels: Path | None = None) -> int:
         "--only-binary=:all:",
         f"--target={into}",
         f"--requirement={LOCK}",
+        *extra_locks,
         *source,
         *target.pip_flags(),
     )
@@ -150,6 +163,31 @@ def update_lock() -> None:
     LOCK.write_text("\n".join(lines) + "\n")
     for arch in ARCHITECTURES:
         _resolve(Target(arch), f"--requirement={LOCK}", "--no-deps")
+    for extra in EXTRA_LOCKS:
+        update_extra_lock(extra, resolved["arm64"])
+
+
+def update_extra_lock(extra: str, base: dict[str, str]) -> None:
+    """Pin what ``chainserve[extra]`` adds to ``base`` (the function's lock) in its own lock,
+    resolved with the function's lock as constraints."""
+    constrained = (f"{ROOT}[{extra}]", f"--constraint={LOCK}")
+    resolved = {arch: _resolve(Target(arch, OLDEST_PYTHON), *constrained) for arch in ARCHITECTURES}
+    if resolved["arm64"] != resolved["x86_64"]:
+        raise SystemExit(f"[{extra}]: the two architectures resolve differently")
+    pinned = {_normal(name) for name in base}
+    added = {n: v for n, v in resolved["arm64"].items() if _normal(n) not in pinned}
+    lines = [
+        f"# What chainserve[{extra}] adds to requirements.lock (chainserve package --extra "
+        f"{extra}), resolved",
+        "# with requirements.lock as constraints. Regenerate with: chainserve package --update-lock",
+        *[f"{name}=={version}" for name, version in sorted(added.items())],
+    ]
+    EXTRA_LOCKS[extra].write_text("\n".join(lines) + "\n")
+
+
+def _normal(name: str) -> str:
+    """A package name as PEP 503 compares them (``fastapi_offline`` is ``fastapi-offline``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _resolve(target: Target, *what: str) -> dict[str, str]:
@@ -216,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="zip file (default: build/chainserve-ARCH.zip)")
     parser.add_argument("--into", type=Path, help="lay the task root out here instead of zipping")
     parser.add_argument("--wheels", type=Path, help="install from this folder of wheels only")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        choices=sorted(EXTRA_LOCKS),
+        default=[],
+        help="add an optional extra (otel: OpenTelemetry traces); may be given again",
+    )
     parser.add_argument("--update-lock", action="store_true", help="re-resolve requirements.lock")
     args = parser.parse_args(argv)
     if args.update_lock:
@@ -228,12 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         target = Target(args.arch, args.python)
     try:
         if args.into:
-            size = lay_out(args.into, target, args.wheels)
+            size = lay_out(args.into, target, args.wheels, tuple(args.extra))
             print(f"{args.into}: {_mb(size)} unzipped")
             return 0
         output = args.output or ROOT / "build" / f"chainserve-{args.arch}.zip"
         with tempfile.TemporaryDirectory() as scratch:
-            size = lay_out(Path(scratch) / "task", target, args.wheels)
+            size = lay_out(Path(scratch) / "task", target, args.wheels, tuple(args.extra))
             write_zip(Path(scratch) / "task", output)
     except PackageTooLarge as exc:
         print(f"chainserve package: {exc}", file=sys.stderr)
