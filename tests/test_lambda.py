@@ -7,6 +7,7 @@ template.yaml. The adapter's part is played by this test: it polls the readiness
 10 ms, as the adapter does, then streams a chain through.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -153,6 +154,27 @@ def test_the_service_fits_in_256_mb(function: tuple[str, int]) -> None:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_mb = int(status.split("VmRSS:")[1].split()[0]) / 1024
     assert rss_mb < 192, f"{rss_mb:.0f} MB resident"
+
+
+def test_emf_metrics_from_the_package(
+    task_root: Path, bare_python: Path, bedrock: Emulator
+) -> None:
+    """What Powertools the package keeps is enough for EMF records (the rest is pruned)."""
+    with started(task_root, bare_python, bedrock, CHAINSERVE_METRICS="emf") as process:
+        response = httpx.post(
+            f"{process.url}/chains/summarize/invoke", json={"input": {"text": "From Lambda."}}
+        )
+        assert response.status_code == 200, response.text
+    records = [json.loads(line) for line in process.stdout.read().splitlines() if '"_aws"' in line]
+    assert [record["chain"] for record in records] == ["summarize"]
+    assert records[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "chainserve"
+    powertools = task_root / "aws_lambda_powertools"
+    assert not (powertools / "event_handler").exists()
+    kept = (powertools / "utilities").iterdir()
+    assert sorted(p.name for p in kept if p.name != "__pycache__") == [
+        "__init__.py",
+        "jmespath_utils",
+    ]
 
 
 def test_package_leaves_out_what_the_function_does_not_need(task_root: Path) -> None:

@@ -216,6 +216,16 @@ def _resolve(target: Target, *what: str) -> dict[str, str]:
 def _prune_packages(into: Path) -> None:
     for name in _UNUSED_PACKAGES:
         shutil.rmtree(into / name, ignore_errors=True)
+    # Of Powertools the function uses only the EMF metrics provider (CHAINSERVE_METRICS=emf,
+    # service/observability/emf.py): its event handlers and utilities (3 MB) go.
+    powertools = into / "aws_lambda_powertools"
+    for part in ("event_handler", "middleware_factory", "metrics/provider/datadog"):
+        shutil.rmtree(powertools / part, ignore_errors=True)
+    utilities = powertools / "utilities"
+    if utilities.is_dir():
+        for path in utilities.iterdir():
+            if path.name not in ("__init__.py", "jmespath_utils"):
+                (shutil.rmtree if path.is_dir() else Path.unlink)(path)
     # /docs serves Swagger UI from fastapi_offline; ReDoc is off (service/protocols/docs.py).
     (into / "fastapi_offline" / "static" / "redoc.standalone.js").unlink(missing_ok=True)
     # Stray byte code goes (it is compiled afresh, for the right Python, or not at all), and
