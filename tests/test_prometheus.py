@@ -1,7 +1,9 @@
 """Prometheus metrics (``CHAINSERVE_METRICS=prometheus``): runs over real HTTP against the
 emulator, then ``GET /metrics`` read with prometheus_client's own parser, as Prometheus would."""
 
+import json
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,6 +175,29 @@ def test_a_client_disconnect(http: httpx.Client, bedrock: Emulator) -> None:
     after = scrape(http)
     runs = "chainserve_runs_total"
     assert delta(before, after, runs, **model, route="stream", outcome="disconnected") == 1
+    assert delta(before, after, runs, **model, route="stream", outcome="ok") == 0
+
+
+def test_a_client_gone_before_the_first_token(http: httpx.Client, bedrock: Emulator) -> None:
+    """The client hangs up while the model is still thinking (the response has not started):
+    the run is stopped and counted as a disconnect."""
+    before = scrape(http)
+    bedrock.state.pace = Pace(ttft_ms=400, tokens_per_second=20, reply_tokens=200)
+    body = json.dumps(TEXT).encode()
+    with socket.create_connection((http.base_url.host, http.base_url.port)) as raw:
+        raw.sendall(
+            b"POST /chains/summarize/stream HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        wait_for(lambda: bedrock.state.calls)  # the model call has started
+    model = {"chain": "summarize", "model": MODEL}
+    runs = "chainserve_runs_total"
+    gone = {"route": "stream", "outcome": "disconnected"}
+    wait_for(lambda: delta(before, scrape(http), runs, **model, **gone) == 1)
+    after = scrape(http)
+    assert delta(before, after, "chainserve_client_disconnects_total", **model, route="stream") == 1
     assert delta(before, after, runs, **model, route="stream", outcome="ok") == 0
 
 

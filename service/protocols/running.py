@@ -8,6 +8,7 @@ and config, then hands them here; only the encoder — the bytes on the wire —
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -70,24 +71,37 @@ async def stream_run(
         observability.run_ended(request, chain, run.info, route, error)
         raise error from None
     failed: list[errors.ApiError] = []  # a failure after the first chunk, sent in-band
+    observed: list[bool] = []
 
     def describe(exc: BaseException) -> errors.ApiError:
         failed.append(failure(request, chain, exc, "after_first_chunk=true", run.info, route))
         return failed[-1]
 
+    def ended(disconnected: bool) -> None:  # once, however the response ends
+        if not observed:
+            observed.append(True)
+            error = failed[-1] if failed else None
+            observability.run_ended(request, chain, run.info, route, error, disconnected)
+
     async def body() -> Any:
-        ended = False
+        finished = False
         try:
             async for part in wire.encode(run, first, encoder, describe, request_id(request)):
                 yield part
-            ended = True
+            finished = True
             log_run(request, chain, run.info, route)
         finally:  # also when the client went away: RunResponse closes this generator
-            error = failed[-1] if failed else None
-            observability.run_ended(request, chain, run.info, route, error, disconnected=not ended)
+            ended(disconnected=not finished)
 
     headers = {**wire.STREAM_HEADERS, **encoder.headers, "X-Run-Id": run.info.run_id}
-    return RunResponse(run, body(), media_type=encoder.media_type, headers=headers)
+    return RunResponse(
+        run,
+        body(),
+        # A client gone before the body started: the generator never ran, so never ended it.
+        lambda: ended(disconnected=True),
+        media_type=encoder.media_type,
+        headers=headers,
+    )
 
 
 class RunResponse(StreamingResponse):
@@ -98,9 +112,12 @@ class RunResponse(StreamingResponse):
     the garbage collector. So the run is cancelled and the body closed here, at once.
     """
 
-    def __init__(self, run: ChainRun, content: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, run: ChainRun, content: Any, closed: Callable[[], None], **kwargs: Any
+    ) -> None:
         super().__init__(content, **kwargs)
         self._run = run
+        self._closed = closed
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -108,6 +125,7 @@ class RunResponse(StreamingResponse):
         finally:
             self._run.cancel()
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            self._closed()
 
 
 def failure(
