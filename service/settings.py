@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default_factory=lambda: "json" if on_lambda() else "text"
     )
-    """``json``: one JSON object a line (service/observability/logs.py); default json on Lambda, else text."""
+    """``json``: one JSON object a line (service/observability/logs.py); default json on
+    Lambda, else text."""
 
     access_log: bool = False
     """One log line per request from uvicorn (the service logs its own line per chain run)."""

@@ -163,6 +163,23 @@ def test_a_run_answered_by_a_fallback(http: httpx.Client, bedrock: Emulator) -> 
     assert delta(before, after, "chainserve_throttles_total", **answered) == 0
 
 
+def test_a_run_whose_every_model_failed_is_named_after_its_error(
+    http: httpx.Client, bedrock: Emulator
+) -> None:
+    """LangChain raises the first model's error when every fallback failed too: the run's error
+    is counted against that model, as its log line and error body name it."""
+    before = scrape(http)
+    bedrock.state.add_faults([Fault(kind="throttle", times=0)])  # every call, every model
+    response = http.post("/chains/answer/invoke", json={"input": {"question": "Who?"}})
+    assert response.status_code == 429 and MODEL in response.json()["message"]
+    after = scrape(http)
+    errors = "chainserve_errors_total"
+    assert delta(before, after, errors, chain="answer", model=MODEL, status="429") == 1
+    assert delta(before, after, errors, chain="answer", model=SECOND, status="429") == 0
+    for model in (MODEL, SECOND):
+        assert delta(before, after, "chainserve_throttles_total", chain="answer", model=model) == 1
+
+
 def test_a_client_disconnect(http: httpx.Client, bedrock: Emulator) -> None:
     before = scrape(http)
     bedrock.state.pace = Pace(tokens_per_second=20, reply_tokens=200)  # 10 s if left to run
@@ -191,7 +208,7 @@ def test_a_client_gone_before_the_first_token(http: httpx.Client, bedrock: Emula
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        wait_for(lambda: bedrock.state.calls)  # the model call has started
+        wait_for(lambda: bool(bedrock.state.calls))  # the model call has started
     model = {"chain": "summarize", "model": MODEL}
     runs = "chainserve_runs_total"
     gone = {"route": "stream", "outcome": "disconnected"}
@@ -208,6 +225,27 @@ def test_batch_runs_each_count(http: httpx.Client, bedrock: Emulator) -> None:
     after = scrape(http)
     model = {"chain": "summarize", "model": MODEL}
     assert delta(before, after, "chainserve_runs_total", **model, route="batch", outcome="ok") == 2
+
+
+def test_a_batch_that_failed_still_counts_the_inputs_that_ran(
+    http: httpx.Client, bedrock: Emulator
+) -> None:
+    before = scrape(http)
+    # The first call passes (a harmless fault uses up its turn), the second is throttled.
+    slow = Fault(kind="slow_first_token", delay_ms=1, times=1)
+    bedrock.state.add_faults([slow, Fault(kind="throttle", times=1)])
+    inputs = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+    body = {"inputs": inputs, "config": {"max_concurrency": 1}}
+    assert http.post("/chains/summarize/batch", json=body).status_code == 429
+    after = scrape(http)
+    model = {"chain": "summarize", "model": MODEL}
+    runs = "chainserve_runs_total"
+    assert delta(before, after, runs, **model, route="batch", outcome="ok") == 1
+    assert (
+        delta(before, after, runs, **model, route="batch", outcome="error") == 1
+    )  # 3rd: never ran
+    assert delta(before, after, "chainserve_errors_total", **model, status="429") == 1
+    assert delta(before, after, "chainserve_tokens_total", **model, direction="output") > 0
 
 
 def test_openmetrics_when_asked(http: httpx.Client) -> None:

@@ -8,6 +8,7 @@ caller's ``traceparent`` with a fresh trace id, so each test reads only its own 
 Export over the wire (OTLP/HTTP, the app's own provider): tests/test_tracing_export.py.
 """
 
+import itertools
 import json
 import random
 import shutil
@@ -28,7 +29,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
-from service.emulator.state import Fault
+from service.emulator.state import Fault, Pace
 from tests.conftest import ServerFactory
 from tests.helpers import wait_for
 
@@ -234,6 +235,37 @@ def test_batch_makes_a_run_span_per_input(
         response.json()["metadata"]["run_ids"]
     )
     assert all(len(chats[run.context.span_id]) == 1 for run in runs)
+
+
+def test_batch_inputs_run_one_at_a_time_keep_their_own_times(
+    http: httpx.Client, exporter: InMemorySpanExporter, bedrock: Emulator
+) -> None:
+    bedrock.state.pace = Pace(ttft_ms=20)
+    caller = Caller()
+    body = {"inputs": [{"text": "One."}, {"text": "Two."}, {"text": "Three."}]}
+    body["config"] = {"max_concurrency": 1}
+    response = http.post("/chains/summarize/batch", json=body, headers=caller.headers)
+    assert response.status_code == 200, response.text
+    _, runs, chats = tree(exporter, caller, "POST /chains/{name}/batch")  # chats inside runs
+    ordered = sorted(runs, key=lambda run: run.start_time or 0)
+    for earlier, later in itertools.pairwise(ordered):
+        assert earlier.end_time and later.start_time and earlier.end_time <= later.start_time
+    for run in runs:
+        (chat,) = chats[run.context.span_id]
+        assert chat.end_time and chat.start_time and chat.end_time - chat.start_time >= 15e6
+
+
+def test_a_stream_throttled_before_its_first_chunk_was_still_a_stream(
+    http: httpx.Client, exporter: InMemorySpanExporter, bedrock: Emulator
+) -> None:
+    bedrock.state.add_faults([Fault(kind="throttle")])
+    caller = Caller()
+    response = http.post("/chains/summarize/stream", json=TEXT, headers=caller.headers)
+    assert response.status_code == 429, response.text
+    _, (run,), chats = tree(exporter, caller, "POST /chains/{name}/stream")
+    (chat,) = chats[run.context.span_id]
+    assert attributes(chat)["gen_ai.request.stream"] is True
+    assert "gen_ai.response.time_to_first_chunk" not in attributes(run)
 
 
 def test_a_throttled_run_is_an_error(

@@ -9,6 +9,7 @@ shared run code (service/protocols/running.py) and the batch route — which han
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -25,11 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("chainserve")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EndedRun:
-    """A run as it ended. ``info`` is None for a batch that failed as a whole; ``error`` is the
-    mapped failure (in-band for a stream that had started); ``disconnected``: the client went
-    away before the end."""
+    """A run as it ended. ``info`` is None for a batch that failed before any input started;
+    ``error`` is the mapped failure (in-band for a stream that had started); ``disconnected``:
+    the client went away before the end."""
 
     chain: Chain
     info: RunInfo | None
@@ -40,17 +41,17 @@ class EndedRun:
 
     @property
     def model(self) -> str:
-        """The model that answered; else the last one that failed; else the chain's own."""
+        """The model a failed run's error names (as its log line does); else the model that
+        answered; else the one still being called when the client left; else the chain's."""
         info = self.info
-        if info is not None:
-            return (
-                info.model
-                or (info.fallback_from[-1] if info.fallback_from else "")
-                or (self.chain.model_id)
-            )
-        return self.chain.model_id
+        if info is None:
+            return self.chain.model_id
+        if self.error is not None and info.failed_model:
+            return info.failed_model
+        calls = info.collector.calls
+        return info.model or (calls[-1].model if calls else "") or self.chain.model_id
 
-    @property
+    @functools.cached_property
     def throttled_models(self) -> list[str]:
         """The model of each call Bedrock throttled in this run (still 429 after botocore's
         retries) — also when a fallback then answered, so throttling is never hidden."""

@@ -85,7 +85,7 @@ class Emf:
         found["throttles"] = len(run.throttled_models)
         found["disconnects"] = int(run.disconnected)
         if info is not None:
-            found["fallbacks"] = int(bool(info.model and info.fallback_from))
+            found["fallbacks"] = int(info.answered_by_fallback)
             usage = info.usage
             found["input_tokens"] = usage.input_tokens
             found["output_tokens"] = usage.output_tokens

@@ -1,7 +1,8 @@
 """Prometheus metrics at ``GET /metrics`` (``CHAINSERVE_METRICS=prometheus``; off by default).
 
-Every run is recorded once, when it ends (:func:`service.observability.run_ended`). Labels are the chain's name, the model id and the route: bounded by the chain files, never
-request data. ``prometheus_client`` is imported only when metrics are on, and each app has its
+Every run is recorded once, when it ends (:func:`service.observability.run_ended`). Labels
+are the chain's name, the model id and the route: bounded by the chain files, never request
+data. ``prometheus_client`` is imported only when metrics are on, and each app has its
 own registry (no process-wide state, so two apps in one process — tests — never mix counts).
 
 One process serves (uvicorn runs one worker; runs are threads sharing this registry), so no
@@ -106,7 +107,7 @@ class Metrics:
             self.disconnects.labels(*labels, run.route).inc()
         if info is None:
             return
-        if info.model and info.fallback_from:
+        if info.answered_by_fallback:
             self.fallbacks.labels(*labels).inc()
         usage = info.usage
         for direction, count in (

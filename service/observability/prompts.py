@@ -7,6 +7,7 @@ Images appear as their description (``[image png 64×64, 1234 bytes]``), never a
 text of one field stops after :data:`MAX_CHARS` characters.
 """
 
+import json
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -31,10 +32,17 @@ def reply_messages(call: ModelCall) -> list[dict[str, Any]]:
     """The model's reply in ``call`` (empty if it failed before replying), with its stop reason."""
     if call.reply is None:
         return []
-    message = _message(call.reply, _Budget())
+    budget = _Budget()
+    message = _message(call.reply, budget)
     for tool_call in getattr(call.reply, "tool_calls", None) or []:  # structured output's tool
+        arguments: Any = tool_call["args"]
+        text = json.dumps(arguments, ensure_ascii=False)
+        if len(text) > budget.left:  # too long: cut as text, like any other
+            arguments = budget.take(text)
+        else:
+            budget.left -= len(text)
         message["parts"].append(
-            {"type": "tool_call", "name": tool_call["name"], "arguments": tool_call["args"]}
+            {"type": "tool_call", "name": tool_call["name"], "arguments": arguments}
         )
     if call.stop_reason:
         message["finish_reason"] = call.stop_reason

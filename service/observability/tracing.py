@@ -57,6 +57,8 @@ def fastapi_telemetry(settings: Settings) -> TelemetryConfig:
         "logs": False,
         "operation_spans": False,
         "exclude": _untraced,
+        # FASTAPI_OTEL_AUTO_CONFIGURE=true would add a second exporter to our provider.
+        "auto_configure": False,
     }
 
 
@@ -136,10 +138,10 @@ class Tracing:
         from opentelemetry.trace import SpanKind, StatusCode
 
         info = run.info
-        if info is None:  # a batch that failed as a whole: the request's span says so
+        if info is None:  # a batch that failed before any input ran: the request's span says so
             return
         end_ns = info.wall_ns(info.ended or time.perf_counter())
-        streamed = info.first_output is not None
+        streamed = info.stream
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_workflow",
             "gen_ai.workflow.name": run.chain.name,
@@ -157,7 +159,7 @@ class Tracing:
             attributes["chainserve.fallback_from"] = list(info.fallback_from)
         if info.stop_reason:
             attributes["gen_ai.response.finish_reasons"] = [info.stop_reason]
-        if streamed and info.first_output is not None:
+        if info.first_output is not None:
             attributes["gen_ai.response.time_to_first_chunk"] = info.first_output - info.started
         if run.error is not None:
             attributes["error.type"] = run.error.code

@@ -10,6 +10,7 @@ from service import observability
 from service.chains.catalog import Chain
 from service.chains.render import render as render_prompt
 from service.protocols import partial_objects, running, wire
+from service.runs import errors
 from service.runs.batch import run_batch
 from service.runs.info import RunInfo, Usage
 
@@ -62,6 +63,27 @@ async def render(request: Request, name: str) -> dict[str, Any]:
     return render_prompt(chain, variables)
 
 
+def _observe_failed_batch(
+    request: Request,
+    chain: Chain,
+    infos: list[RunInfo],
+    exc: BaseException,
+    error: errors.ApiError,
+) -> None:
+    """A batch that failed as a whole: each input that ran is still a run (its tokens were
+    spent), ended with its own failure or none; a batch that failed before any ran, one."""
+    ran = [info for info in infos if info.collector.calls]
+    if not ran:
+        observability.run_ended(request, chain, None, "batch", error)
+    for info in ran:
+        own = None
+        if info.error is exc:
+            own = error
+        elif info.error is not None:  # another input that failed meanwhile
+            own = running.failure(request, chain, info.error, "", info, "batch")
+        observability.run_ended(request, chain, info, "batch", own)
+
+
 @router.post("/chains/{name}/batch", tags=["chains"], summary="Run a chain on several inputs")
 async def batch(request: Request, name: str) -> dict[str, Any]:
     chain = running.catalog(request).get(name)
@@ -79,8 +101,9 @@ async def batch(request: Request, name: str) -> dict[str, Any]:
             wanted,
         )
     except Exception as exc:
-        error = running.failure(request, chain, exc, route="batch")
-        observability.run_ended(request, chain, None, "batch", error)
+        failing = next((info for info in infos if info.error is exc), None)  # whose it was
+        error = running.failure(request, chain, exc, info=failing, route="batch")
+        _observe_failed_batch(request, chain, infos, exc, error)
         raise error from None
     latency_ms = round((time.perf_counter() - started) * 1000)
     total = Usage()

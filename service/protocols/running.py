@@ -60,6 +60,7 @@ async def stream_run(
     """Start the run and wait for its first chunk, so an early failure still gets a status;
     then stream the rest through ``encoder``, and log the run as ``route``."""
     run = ChainRun(chain.runnable, variables, config)
+    run.info.stream = True
     try:
         first = await run.start(workers(request))
     except asyncio.CancelledError:
@@ -140,6 +141,8 @@ def failure(
     after the model that failed (``info``: a fallback's failure is the fallback's)."""
     settings: Settings = request.app.state.settings
     model_id = (info.model_for(exc) if info else None) or chain.model_id
+    if info is not None:
+        info.failed_model = model_id
     fields: dict[str, Any] = {"route": route, "chain": chain.name, "model": model_id}
     if info is not None:
         fields |= {"run_id": info.run_id, "latency_ms": info.latency_ms, "ttft_ms": info.ttft_ms}

@@ -34,6 +34,9 @@ def run_batch(
         info.started = time.perf_counter()
         try:
             return runnable.invoke(inputs[index], info.config(configs[index]))  # type: ignore[arg-type]
+        except Exception as exc:
+            info.error = exc  # whose failure it was, when the batch fails as a whole
+            raise
         finally:
             info.ended = time.perf_counter()
 

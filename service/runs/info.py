@@ -47,7 +47,7 @@ class ModelCall:
 
     model: str
     started_ns: int  # wall clock (time.time_ns), as trace spans take it
-    params: dict[str, Any]  # temperature, max_tokens … as the model reports them
+    params: dict[str, Any]  # temperature, max_tokens, as the model reports them
     messages: list[BaseMessage]
     ended_ns: int | None = None
     usage: Usage = field(default_factory=Usage)
@@ -56,12 +56,9 @@ class ModelCall:
     reply: BaseMessage | None = None
 
 
-# LangChain's ls_* metadata of a chat model call → the request parameter it reports.
-_CALL_PARAMS = {
-    "ls_temperature": "temperature",
-    "ls_max_tokens": "max_tokens",
-    "ls_stop": "stop",
-}
+# LangChain's ls_* metadata of a chat model call → the request parameter it reports (not
+# ls_stop: stop sequences may come from a caller).
+_CALL_PARAMS = {"ls_temperature": "temperature", "ls_max_tokens": "max_tokens"}
 
 
 class UsageCollector(BaseCallbackHandler):
@@ -178,10 +175,16 @@ class RunInfo:
 
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.perf_counter)
-    started_ns: int = field(default_factory=time.time_ns)  # the same moment, wall clock (traces)
     ended: float | None = None  # set when the run ended; until then latency runs on
     first_output: float | None = None  # when a stream's first chunk reached the loop
     collector: UsageCollector = field(default_factory=UsageCollector)
+    stream: bool = False  # the client asked for a stream (a stream route)
+    failed_model: str | None = None  # the model the run's failure is named after (errors)
+    error: BaseException | None = None  # a batch input's own exception (runs/batch.py)
+    # perf_counter seconds → wall clock ns, taken once: a batch restarts ``started`` later.
+    _wall_offset_ns: int = field(
+        default_factory=lambda: time.time_ns() - round(time.perf_counter() * 1e9), repr=False
+    )
 
     def config(self, base: dict[str, Any]) -> dict[str, Any]:
         return {**base, "run_id": uuid.UUID(self.run_id), "callbacks": [self.collector]}
@@ -195,7 +198,17 @@ class RunInfo:
 
     def wall_ns(self, moment: float) -> int:
         """A ``perf_counter`` moment of this run on the wall clock (ns), as traces take it."""
-        return self.started_ns + round((moment - self.started) * 1e9)
+        return self._wall_offset_ns + round(moment * 1e9)
+
+    @property
+    def started_ns(self) -> int:
+        """When the run started, on the wall clock (ns)."""
+        return self.wall_ns(self.started)
+
+    @property
+    def answered_by_fallback(self) -> bool:
+        """A fallback answered: the chain's model (and maybe others) failed first."""
+        return bool(self.model and self.fallback_from)
 
     @property
     def latency_ms(self) -> int:
@@ -240,7 +253,7 @@ class RunInfo:
         summary |= {"usage": self.usage.as_dict(), "latency_ms": self.latency_ms}
         if self.stop_reason:
             summary["stop_reason"] = self.stop_reason
-        if self.fallback_from and self.model:  # a fallback answered
+        if self.answered_by_fallback:
             summary["fallback_from"] = self.fallback_from
         if self.collector.reasoning:
             summary["reasoning"] = self.collector.reasoning
