@@ -38,3 +38,20 @@ ANTHROPIC_BODY = {
     "max_tokens": 50,
     "messages": HI_ANTHROPIC,
 }
+
+
+# The observability tests' chain with a fallback: `answer`, on summarize.yaml's model, falling
+# back to another (an emulator fault on MODEL makes the fallback answer).
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+SECOND = "amazon.nova-lite-v1:0"
+ANSWER = f"""\
+model:
+  id: {MODEL}
+  fallbacks:
+    - {SECOND}
+prompt:
+  messages:
+    - user: "{{question}}"
+inputs:
+  question: {{}}
+"""

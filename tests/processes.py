@@ -1,14 +1,18 @@
 """`chainserve serve` as a real child process, for tests of what is set once per process
 (logging, LangSmith's client) and of what only a process's own output and exit show."""
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,6 +25,40 @@ class ServeProcess:
 
     def text(self) -> str:
         return self.output.read_text()
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+P = TypeVar("P", bound=ServeProcess)
+
+
+@contextlib.contextmanager
+def launcher(
+    temp: pytest.TempPathFactory, kind: type[P], drop: tuple[str, ...], **base: str
+) -> Iterator[Callable[..., P]]:
+    """``launch(**env)`` starts a `chainserve serve` process (a ``kind``) in this process's
+    environment without the variables starting with ``drop``, plus ``base`` and ``env``; every
+    process launched is stopped when the block ends."""
+    started: list[P] = []
+
+    def launch(**env: str) -> P:
+        output = temp.mktemp("serve") / "output.log"
+        process = kind(*serve(environment(drop, **base, **env), output), output)
+        started.append(process)
+        return process
+
+    try:
+        yield launch
+    finally:
+        for process in started:
+            process.stop()
 
 
 def environment(drop: tuple[str, ...], **settings: str) -> dict[str, str]:

@@ -26,8 +26,8 @@ from jsonschema import Draft202012Validator
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
 from service.settings import Settings
-from tests.helpers import wait_for
-from tests.processes import REPO, ServeProcess, environment, serve
+from tests.helpers import ANSWER, MODEL, SECOND, wait_for
+from tests.processes import REPO, ServeProcess, environment, launcher
 from tests.template import Template
 
 EXAMPLES = REPO / "chains"
@@ -37,19 +37,6 @@ NAMESPACE = "chainserve-emf-test"
 KEY = "sk-emf-3b9d0c7e51"
 SECRET = "Okapis-whistle-softly-4402"  # a chain input that must never reach a line
 TEXT = {"input": {"text": f"Metrics count runs. {SECRET}"}}
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"  # summarize.yaml's, and answer.yaml's first
-SECOND = "amazon.nova-lite-v1:0"
-ANSWER = f"""\
-model:
-  id: {MODEL}
-  fallbacks:
-    - {SECOND}
-prompt:
-  messages:
-    - user: "{{question}}"
-inputs:
-  question: {{}}
-"""
 LAMBDA_ID = "0b7c6d5e-2222-4f3a-8e1d-9c8b7a6f5e4d"
 LAMBDA_ENV = {"AWS_LAMBDA_FUNCTION_NAME": "chainserve", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
 # Powertools' own variables, set to show they change nothing: no "service" dimension, our
@@ -119,7 +106,9 @@ def emf(bedrock: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     folder = tmp_path_factory.mktemp("emf-chains")
     shutil.copy(EXAMPLES / "summarize.yaml", folder / "summarize.yaml")
     (folder / "answer.yaml").write_text(ANSWER)
-    environ = environment(
+    with launcher(
+        tmp_path_factory,
+        Process,
         ("CHAINSERVE_", "AWS_LAMBDA", "LAMBDA_", "POWERTOOLS_"),
         CHAINSERVE_CHAINS_DIR=str(folder),
         CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
@@ -130,12 +119,8 @@ def emf(bedrock: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         CHAINSERVE_METRICS_NAMESPACE=NAMESPACE,
         **LAMBDA_ENV,
         **POWERTOOLS_ENV,
-    )
-    output = tmp_path_factory.mktemp("emf") / "output.log"
-    process = Process(*serve(environ, output), output)
-    yield process
-    process.popen.terminate()
-    process.popen.wait(timeout=10)
+    ) as launch:
+        yield launch()
 
 
 def post(process: Process, path: str, body: Any, request_id: str, **headers: str) -> httpx.Response:

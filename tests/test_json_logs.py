@@ -23,7 +23,7 @@ from service.emulator.state import Fault
 from service.settings import Settings, on_lambda
 from tests import image_files
 from tests.helpers import wait_for
-from tests.processes import ServeProcess, environment, serve
+from tests.processes import ServeProcess, launcher
 
 KEY = "sk-json-logs-5d1c9e7a2b"
 PROMPT = "Zebras-hum-quietly-7319"  # a marker that must never reach a log line
@@ -47,27 +47,17 @@ class Process(ServeProcess):
 def start(
     bedrock: Emulator, chains_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Process]]:
-    started: list[Process] = []
-
-    def launch(**env: str) -> Process:
-        output = tmp_path_factory.mktemp("logs") / "output.log"
-        environ = environment(
-            ("CHAINSERVE_", "AWS_LAMBDA"),
-            CHAINSERVE_CHAINS_DIR=str(chains_dir),
-            CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
-            CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
-            CHAINSERVE_API_KEYS=KEY,
-            CHAINSERVE_ACCESS_LOG="true",
-            **env,
-        )
-        process = Process(*serve(environ, output), output)
-        started.append(process)
-        return process
-
-    yield launch
-    for process in started:
-        process.popen.terminate()
-        process.popen.wait(timeout=10)
+    with launcher(
+        tmp_path_factory,
+        Process,
+        ("CHAINSERVE_", "AWS_LAMBDA"),
+        CHAINSERVE_CHAINS_DIR=str(chains_dir),
+        CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
+        CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
+        CHAINSERVE_API_KEYS=KEY,
+        CHAINSERVE_ACCESS_LOG="true",
+    ) as launch:
+        yield launch
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +134,7 @@ def test_no_key_signature_or_prompt_is_ever_logged(on_aws: Process) -> None:
     assert streamed.status_code == 200 and PROMPT in streamed.text  # the model did see it
     bearer = httpx.get(f"{on_aws.url}/chains", headers={"authorization": f"Bearer {KEY}"})
     assert bearer.status_code == 200
-    wait_for(lambda: sum(row.get("path") == "/chains/summarize/stream" for row in on_aws.lines()))
+    wait_for(lambda: any(row.get("path") == "/chains/summarize/stream" for row in on_aws.lines()))
 
     text = on_aws.text()
     for secret in (KEY, signature, PROMPT):

@@ -26,7 +26,7 @@ import pytest
 
 from service.emulator.server import Emulator
 from tests.helpers import wait_for
-from tests.processes import ServeProcess, environment, serve
+from tests.processes import ServeProcess, launcher
 
 KEY = "sk-langsmith-test-3b8e1f"  # chainserve's own API key
 LANGSMITH_KEY = "lsv2-standin-9c4d2a7e"  # must never reach chainserve's output
@@ -169,31 +169,20 @@ def start(
     bedrock: Emulator, chains_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[[str], Process]]:
     """``start(endpoint)``: a `chainserve serve` process tracing to LangSmith at ``endpoint``."""
-    started: list[Process] = []
-
-    def launch(endpoint: str) -> Process:
-        output = tmp_path_factory.mktemp("langsmith") / "output.log"
-        environ = environment(
-            ("CHAINSERVE_", "LANGSMITH_", "LANGCHAIN_", "AWS_LAMBDA"),
-            CHAINSERVE_CHAINS_DIR=str(chains_dir),
-            CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
-            CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
-            CHAINSERVE_API_KEYS=KEY,
-            LANGSMITH_TRACING="true",
-            LANGSMITH_API_KEY=LANGSMITH_KEY,
-            LANGSMITH_ENDPOINT=endpoint,
-            LANGSMITH_PROJECT=PROJECT,
-            NO_PROXY="127.0.0.1,localhost",
-        )
-        process = Process(*serve(environ, output), output)
-        started.append(process)
-        return process
-
-    yield launch
-    for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait()
+    with launcher(
+        tmp_path_factory,
+        Process,
+        ("CHAINSERVE_", "LANGSMITH_", "LANGCHAIN_", "AWS_LAMBDA"),
+        CHAINSERVE_CHAINS_DIR=str(chains_dir),
+        CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
+        CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
+        CHAINSERVE_API_KEYS=KEY,
+        LANGSMITH_TRACING="true",
+        LANGSMITH_API_KEY=LANGSMITH_KEY,
+        LANGSMITH_PROJECT=PROJECT,
+        NO_PROXY="127.0.0.1,localhost",
+    ) as launch:
+        yield lambda endpoint: launch(LANGSMITH_ENDPOINT=endpoint)
 
 
 @pytest.fixture(scope="module")

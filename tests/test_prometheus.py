@@ -18,22 +18,9 @@ from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
 from tests.conftest import ServerFactory
-from tests.helpers import wait_for
+from tests.helpers import ANSWER, MODEL, SECOND, wait_for
 
 EXAMPLES = Path(__file__).parent.parent / "chains"
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"  # summarize.yaml's, and answer.yaml's first
-SECOND = "amazon.nova-lite-v1:0"
-ANSWER = f"""\
-model:
-  id: {MODEL}
-  fallbacks:
-    - {SECOND}
-prompt:
-  messages:
-    - user: "{{question}}"
-inputs:
-  question: {{}}
-"""
 SECRET_INPUT = "a-request-value-that-must-never-become-a-label"
 TEXT = {"input": {"text": f"Metrics count runs. {SECRET_INPUT}"}}
 

@@ -31,22 +31,9 @@ from service.background import BackgroundServer
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
 from tests.conftest import ServerFactory
-from tests.helpers import wait_for
+from tests.helpers import ANSWER, MODEL, SECOND, wait_for
 
 EXAMPLES = Path(__file__).parent.parent / "chains"
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"  # summarize.yaml's, and answer.yaml's first
-SECOND = "amazon.nova-lite-v1:0"
-ANSWER = f"""\
-model:
-  id: {MODEL}
-  fallbacks:
-    - {SECOND}
-prompt:
-  messages:
-    - user: "{{question}}"
-inputs:
-  question: {{}}
-"""
 KEY = "sk-trace-5d1e9b7c3a"
 SECRET_INPUT = "a-request-value-that-must-never-reach-a-span"
 TEXT = {"input": {"text": f"Traces show runs. {SECRET_INPUT}"}}
@@ -242,8 +229,8 @@ def test_batch_inputs_run_one_at_a_time_keep_their_own_times(
 ) -> None:
     bedrock.state.pace = Pace(ttft_ms=20)
     caller = Caller()
-    body = {"inputs": [{"text": "One."}, {"text": "Two."}, {"text": "Three."}]}
-    body["config"] = {"max_concurrency": 1}
+    inputs = [{"text": "One."}, {"text": "Two."}, {"text": "Three."}]
+    body = {"inputs": inputs, "config": {"max_concurrency": 1}}
     response = http.post("/chains/summarize/batch", json=body, headers=caller.headers)
     assert response.status_code == 200, response.text
     _, runs, chats = tree(exporter, caller, "POST /chains/{name}/batch")  # chats inside runs

@@ -14,7 +14,7 @@ import pytest
 from service.emulator.server import Emulator
 from tests.helpers import wait_for
 from tests.otlp_standin import OtlpStandIn, ReceivedSpan
-from tests.processes import REPO, ServeProcess, environment, serve
+from tests.processes import REPO, ServeProcess, environment, launcher
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"  # summarize.yaml's
 SECRET_INPUT = "a-request-value-that-must-never-be-exported"
@@ -34,27 +34,17 @@ def start(
     collector: OtlpStandIn,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., ServeProcess]]:
-    started: list[ServeProcess] = []
-
-    def launch(**env: str) -> ServeProcess:
-        output = tmp_path_factory.mktemp("otel") / "output.log"
-        environ = environment(
-            ("CHAINSERVE_", "AWS_LAMBDA", "OTEL_"),
-            CHAINSERVE_CHAINS_DIR=str(chains_dir),
-            CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
-            CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
-            CHAINSERVE_OTEL="true",
-            OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
-            **env,
-        )
-        process = ServeProcess(*serve(environ, output), output)
-        started.append(process)
-        return process
-
-    yield launch
-    for process in started:
-        process.popen.terminate()
-        process.popen.wait(timeout=10)
+    with launcher(
+        tmp_path_factory,
+        ServeProcess,
+        ("CHAINSERVE_", "AWS_LAMBDA", "OTEL_"),
+        CHAINSERVE_CHAINS_DIR=str(chains_dir),
+        CHAINSERVE_BEDROCK_ENDPOINT_URL=bedrock.url,
+        CHAINSERVE_BEDROCK_MAX_ATTEMPTS="1",
+        CHAINSERVE_OTEL="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+    ) as launch:
+        yield launch
 
 
 def invoke_traced(process: ServeProcess, collector: OtlpStandIn) -> list[ReceivedSpan]:
