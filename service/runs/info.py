@@ -69,10 +69,8 @@ class UsageCollector(BaseCallbackHandler):
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.model: str | None = None
-        self.failed_models: list[str] = []
         self.calls: list[ModelCall] = []
         self._started: dict[UUID, ModelCall] = {}
-        self._failures: list[tuple[BaseException, str]] = []  # each model's error, by model
         self.reasoning = ""  # the model's reasoning text, when the chain file includes it
         self.guardrail: dict[str, Any] | None = None  # a guardrail's trace (trace: enabled)
         self._include_reasoning: set[UUID] = set()
@@ -108,15 +106,18 @@ class UsageCollector(BaseCallbackHandler):
         if call is None:
             return
         call.ended_ns, call.error = time.time_ns(), error
-        if call.model:
-            self.failed_models.append(call.model)
-            self._failures.append((error, call.model))
+
+    @property
+    def failed_models(self) -> list[str]:
+        """The models whose calls failed, in the order they were called."""
+        return [call.model for call in self.calls if call.error is not None and call.model]
 
     def failed_with(self, error: BaseException) -> str | None:
         """The model whose call raised ``error`` (or the error it was raised as: ``__cause__``)."""
-        for failed, model in self._failures:
-            if failed is error or failed is error.__cause__:
-                return model
+        for call in self.calls:
+            failed = call.error
+            if call.model and failed is not None and (failed is error or failed is error.__cause__):
+                return call.model
         return None
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
