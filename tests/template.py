@@ -22,8 +22,9 @@ PSEUDO = {
 
 class Template:
     def __init__(self, path: Path, **parameters: str) -> None:
-        self.raw, matches = decode_str(path.read_text())
-        assert not matches, matches
+        raw, matches = decode_str(path.read_text())
+        assert raw is not None and not matches, matches
+        self.raw = raw
         defaults = {name: spec.get("Default") for name, spec in self.raw["Parameters"].items()}
         self.parameters = {**defaults, **parameters}
         self.conditions = {
@@ -40,7 +41,8 @@ class Template:
         return True
 
     def function(self, name: str = "ChainserveFunction") -> dict[str, Any]:
-        return self.evaluate(self.raw["Resources"][name])
+        resource: dict[str, Any] = self.evaluate(self.raw["Resources"][name])
+        return resource
 
     def evaluate(self, node: Any) -> Any:
         if isinstance(node, list):

@@ -16,6 +16,7 @@ from langserve import RemoteRunnable
 from service.app import create_app
 from service.auth import ApiKeysUnavailable
 from service.background import BackgroundServer
+from service.emulator.server import Emulator
 from service.settings import Settings
 from tests.conftest import ServerFactory
 from tests.helpers import wait_for
@@ -80,7 +81,9 @@ def test_cors_preflight_needs_no_key(guarded: BackgroundServer) -> None:
 
 
 def test_remote_runnable_with_a_key(guarded: BackgroundServer) -> None:
-    chain = RemoteRunnable(f"{guarded.url}/chains/summarize", headers={"x-api-key": KEY})
+    chain: RemoteRunnable[dict[str, str], str] = RemoteRunnable(
+        f"{guarded.url}/chains/summarize", headers={"x-api-key": KEY}
+    )
     assert chain.invoke({"text": "hi"}).endswith("hi")
     assert "".join(chain.stream({"text": "hi"})).endswith("hi")
 
@@ -123,7 +126,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
         yield patch
 
 
-def test_keys_from_ssm_parameter(aws_services: str, chains_dir, bedrock) -> None:
+def test_keys_from_ssm_parameter(aws_services: str, chains_dir: Path, bedrock: Emulator) -> None:
     boto3.client("ssm").put_parameter(
         Name="/chainserve/api-keys", Value=f"{KEY}\n{OTHER_KEY}", Type="SecureString"
     )
@@ -138,7 +141,7 @@ def test_keys_from_ssm_parameter(aws_services: str, chains_dir, bedrock) -> None
         assert httpx.post(url, json=BODY, headers={"x-api-key": OTHER_KEY}).status_code == 200
 
 
-def test_keys_from_secrets_manager(aws_services: str, chains_dir, bedrock) -> None:
+def test_keys_from_secrets_manager(aws_services: str, chains_dir: Path, bedrock: Emulator) -> None:
     boto3.client("secretsmanager").create_secret(
         Name="chainserve-api-keys", SecretString=json.dumps([KEY])
     )
@@ -153,7 +156,7 @@ def test_keys_from_secrets_manager(aws_services: str, chains_dir, bedrock) -> No
         assert httpx.post(url, json=BODY, headers=headers).status_code == 200
 
 
-def test_missing_key_store_stops_start_up(aws_services: str, chains_dir) -> None:
+def test_missing_key_store_stops_start_up(aws_services: str, chains_dir: Path) -> None:
     settings = Settings(chains_dir=chains_dir, api_keys_ssm_parameter="/does/not/exist")
     with pytest.raises(ApiKeysUnavailable, match="'/does/not/exist': ParameterNotFound"):
         create_app(settings)
@@ -192,7 +195,7 @@ def test_unusable_key_stores_stop_start_up(stored: str) -> None:
     assert KEY not in str(caught.value)
 
 
-def test_empty_key_store_never_serves_open(aws_services: str, chains_dir) -> None:
+def test_empty_key_store_never_serves_open(aws_services: str, chains_dir: Path) -> None:
     boto3.client("ssm").put_parameter(Name="/chainserve/empty", Value="[]", Type="SecureString")
     settings = Settings(chains_dir=chains_dir, api_keys_ssm_parameter="/chainserve/empty")
     with pytest.raises(ApiKeysUnavailable, match="holds no API key"):
@@ -250,7 +253,7 @@ def test_api_keys_setting_without_a_key_refuses_to_start(value: str, chains_dir:
     assert "Traceback" not in result.stderr
 
 
-def test_access_log_redacts_keys_in_query_strings(chains_dir: Path, bedrock) -> None:
+def test_access_log_redacts_keys_in_query_strings(chains_dir: Path, bedrock: Emulator) -> None:
     port = free_port()
     env = {
         "CHAINSERVE_ACCESS_LOG": "true",

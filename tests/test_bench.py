@@ -7,6 +7,8 @@ nothing here is timed. The real run and its table are in docs/performance.md.
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +30,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_gaps_are_measured_from_the_first_token_less_the_pacing() -> None:
-    streams = [
+    streams: list[dict[str, Any]] = [
         {"first": 1.0, "arrivals": [1.05, 1.2]},
         {"first": None, "arrivals": []},  # failed before its first token: no gaps
     ]
@@ -67,7 +69,7 @@ def test_unknown_figure_is_refused() -> None:
     assert "unknown: speed" in run.stderr
 
 
-def test_smoke_run_measures_every_figure_for_every_contender(tmp_path) -> None:
+def test_smoke_run_measures_every_figure_for_every_contender(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--json", str(out)],

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.chains.guarded import load_guarded
-from service.chains.loader import ChainFileErrors
+from service.chains.guarded import Loaded, load_guarded
+from service.chains.loader import ChainFileError, ChainFileErrors
 from service.chains.spec import ChainSpec
 from tests.conftest import EXAMPLE_CHAINS, ServerFactory
 from tests.helpers import wait_for
@@ -205,6 +205,11 @@ def test_watching_survives_the_folder_going_away(folder: Path, make_server: Serv
     wait_for(lambda: server.names() == ["echo", "more"], timeout=30)
 
 
+def errors_of(loaded: Loaded) -> list[ChainFileError]:
+    assert isinstance(loaded, list), loaded  # a file that failed to load: its errors
+    return loaded
+
+
 def test_guarded_load_limits_time_and_memory(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(SUMMARIZE)
@@ -215,20 +220,20 @@ def test_guarded_load_limits_time_and_memory(tmp_path: Path) -> None:
     assert isinstance(spec, ChainSpec) and spec.name == "good"
     assert spec._source == (good, 3)  # private attributes survive the trip from the child
     loaded = load_guarded([slow], timeout=1, max_memory_mb=2048, max_bytes=HUGE_BYTES)
-    [error] = loaded[slow]  # type: ignore[misc]
+    [error] = errors_of(loaded[slow])
     assert str(error) == f"{slow}:1: took longer than 1 s to load; make it smaller"
 
     loaded = load_guarded([hungry], timeout=120, max_memory_mb=20, max_bytes=HUGE_BYTES)
-    [error] = loaded[hungry]  # type: ignore[misc]
+    [error] = errors_of(loaded[hungry])
     assert str(error) == f"{hungry}:1: used more than 20 MB to load; make it smaller"
-    [error] = load_guarded([slow])[slow]  # type: ignore[misc]
+    [error] = errors_of(load_guarded([slow])[slow])
     assert error.message.startswith("the file is 30 MB; chain files are at most 1 MB")
 
 
 def test_guarded_load_reports_ordinary_errors(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(BROKEN)
-    [error] = load_guarded([path])[path]  # type: ignore[misc]
+    [error] = errors_of(load_guarded([path])[path])
     assert str(error).endswith(
         "bad.yaml:7: model.params: unknown key 'temprature' (did you mean 'temperature'?)"
     )

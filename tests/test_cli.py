@@ -1,5 +1,6 @@
 """The ``chainserve`` command, run as users run it: real processes on loopback ports."""
 
+import io
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Process(subprocess.Popen):
+class Process(subprocess.Popen[str]):
     """A running command whose output lines are collected as they come."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
@@ -71,7 +72,7 @@ def wait_ready(url: str, process: Process) -> None:
     wait_for(ready, timeout=60)
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CHAINSERVE, *args], capture_output=True, text=True, timeout=60)
 
 
@@ -168,7 +169,8 @@ def test_curl_sees_tokens_as_they_come(chains_dir: Path) -> None:
             ],
             stdout=subprocess.PIPE,
         )
-        assert curl.stdout is not None
+        # read1 (whatever has arrived) is on the BufferedReader Popen gives by default.
+        assert isinstance(curl.stdout, io.BufferedReader)
         reads = []
         while piece := curl.stdout.read1(65536):
             reads.append(piece)

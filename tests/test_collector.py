@@ -30,12 +30,14 @@ def full_collections() -> Iterator[list[float]]:
     gc.unfreeze()
 
 
-def test_start_up_objects_are_frozen_and_full_collections_stop(full_collections) -> None:
+def test_start_up_objects_are_frozen_and_full_collections_stop(
+    full_collections: list[float],
+) -> None:
     freeze_start_up()
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold()[2] == NEVER
     # Plenty of young collections (containers are tracked), none of the oldest generation.
-    survivors = [[[]] for _ in range(200_000)]
+    survivors: list[list[list[object]]] = [[[]] for _ in range(200_000)]
     assert len(survivors) == 200_000
     assert full_collections == []
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,7 +73,9 @@ def test_function_url_streams_and_is_signed_by_default(path: Path) -> None:
         ({"AuthType": "AWS_IAM", "ApiKeysSsmParameter": "/chainserve/keys"}, True),
     ],
 )
-def test_public_url_requires_app_api_keys(path: Path, parameters: dict, deploys: bool) -> None:
+def test_public_url_requires_app_api_keys(
+    path: Path, parameters: dict[str, str], deploys: bool
+) -> None:
     template = Template(path, **parameters)
     assert template.rules_pass() is deploys
     if deploys and "ApiKeysSsmParameter" in parameters:
@@ -146,7 +149,10 @@ def test_image_template_differs_only_in_packaging() -> None:
     zip_fn = Template(REPO / "template.yaml").function()
     image_fn = Template(REPO / "template-image.yaml").function()
     packaging = {"CodeUri", "Handler", "Runtime", "Layers", "SnapStart", "PackageType"}
-    strip = lambda props: {k: v for k, v in props.items() if k not in packaging}  # noqa: E731
+
+    def strip(props: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in props.items() if k not in packaging}
+
     zip_props, image_props = strip(zip_fn["Properties"]), strip(image_fn["Properties"])
     del zip_props["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"]
     assert zip_props == image_props

@@ -18,7 +18,7 @@ from tests.helpers import EMULATED_MODEL as MODEL
 SIGNED = {"authorization": "AWS4-HMAC-SHA256 any"}
 
 
-def converse_stream(runtime: Any, text: str = "hello there", **config: Any) -> list[dict]:
+def converse_stream(runtime: Any, text: str = "hello there", **config: Any) -> list[dict[str, Any]]:
     response = runtime.converse_stream(
         modelId=MODEL,
         system=[{"text": "Be brief."}],
@@ -28,7 +28,7 @@ def converse_stream(runtime: Any, text: str = "hello there", **config: Any) -> l
     return list(response["stream"])
 
 
-def deltas(events: list[dict]) -> str:
+def deltas(events: list[dict[str, Any]]) -> str:
     return "".join(
         e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e
     )
@@ -301,7 +301,7 @@ def test_langchain_aws_models_with_endpoint_url(bedrock: Emulator) -> None:
     from langchain_aws import ChatBedrock, ChatBedrockConverse
 
     converse = ChatBedrockConverse(
-        model=MODEL, endpoint_url=bedrock.url, region_name="us-east-1", max_tokens=50
+        model_id=MODEL, endpoint_url=bedrock.url, region_name="us-east-1", max_tokens=50
     )
     invoke_api = ChatBedrock(
         model_id=MODEL, endpoint_url=bedrock.url, region_name="us-east-1", max_tokens=50

@@ -8,7 +8,7 @@ from service.emulator.server import Emulator
 from tests.helpers import ANTHROPIC_BODY, HI
 from tests.helpers import EMULATED_MODEL as MODEL
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "toolSpec": {
         "name": "get_weather",
         "description": "The weather in a city.",
@@ -92,7 +92,7 @@ def test_langchain_aws_tool_calls(bedrock: Emulator) -> None:
         return "21 °C"
 
     for model in (
-        ChatBedrockConverse(model=MODEL, endpoint_url=bedrock.url, region_name="us-east-1"),
+        ChatBedrockConverse(model_id=MODEL, endpoint_url=bedrock.url, region_name="us-east-1"),
         ChatBedrock(model_id=MODEL, endpoint_url=bedrock.url, region_name="us-east-1"),
     ):
         with_tools = model.bind_tools([get_weather])

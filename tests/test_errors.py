@@ -10,6 +10,7 @@ import pytest
 
 from service.emulator.server import Emulator
 from service.emulator.state import Fault, Pace
+from tests.conftest import ServerFactory
 from tests.helpers import parse_sse, wait_for
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -64,7 +65,7 @@ def test_failure_before_first_chunk_is_a_status_for_sse_too(
     assert "modelStreamErrorException" in response.json()["message"]
 
 
-def test_read_timeout_is_504(make_server, bedrock: Emulator) -> None:
+def test_read_timeout_is_504(make_server: ServerFactory, bedrock: Emulator) -> None:
     server = make_server(bedrock_read_timeout=0.3)
     bedrock.state.add_faults([Fault(kind="slow_first_token", delay_ms=1500)])
     response = httpx.post(f"{server.url}/chains/summarize/stream", json=BODY, timeout=10)
@@ -174,7 +175,9 @@ def test_unexpected_error_after_first_chunk(
     }
 
 
-def test_throttling_is_retried_when_attempts_allow(make_server, bedrock: Emulator) -> None:
+def test_throttling_is_retried_when_attempts_allow(
+    make_server: ServerFactory, bedrock: Emulator
+) -> None:
     server = make_server(bedrock_max_attempts=3)
     bedrock.state.add_faults([Fault(kind="throttle")])
     response = httpx.post(f"{server.url}/chains/summarize/invoke", json=BODY, timeout=30)
@@ -182,7 +185,7 @@ def test_throttling_is_retried_when_attempts_allow(make_server, bedrock: Emulato
     assert [call.status for call in bedrock.state.calls] == ["failed", "completed"]
 
 
-def test_over_capacity_is_503(make_server, bedrock: Emulator) -> None:
+def test_over_capacity_is_503(make_server: ServerFactory, bedrock: Emulator) -> None:
     server = make_server(max_concurrency=1)
     bedrock.state.pace = Pace(tokens_per_second=50, reply_tokens=50)
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -270,7 +273,9 @@ def test_only_that_langchain_aws_record_is_dropped(client: httpx.Client) -> None
     assert logger.filter(record("something else went wrong", failure))
 
 
-def test_timeout_after_first_chunk_ends_in_band(make_server, bedrock: Emulator) -> None:
+def test_timeout_after_first_chunk_ends_in_band(
+    make_server: ServerFactory, bedrock: Emulator
+) -> None:
     server = make_server(bedrock_read_timeout=0.3)
     bedrock.state.add_faults([Fault(kind="stall", after_chunks=2, delay_ms=1500)])
     response = httpx.post(
@@ -284,7 +289,9 @@ def test_timeout_after_first_chunk_ends_in_band(make_server, bedrock: Emulator) 
     assert events[-1][1]["status_code"] == 504
 
 
-def test_batch_larger_than_the_cap_runs_within_it(make_server, bedrock: Emulator) -> None:
+def test_batch_larger_than_the_cap_runs_within_it(
+    make_server: ServerFactory, bedrock: Emulator
+) -> None:
     server = make_server(max_concurrency=2)
     bedrock.state.pace = Pace(ttft_ms=100)
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -299,7 +306,9 @@ def test_batch_larger_than_the_cap_runs_within_it(make_server, bedrock: Emulator
             bedrock.state.pace = Pace(ttft_ms=100)
 
 
-def test_batch_runs_in_the_slots_that_are_free(make_server, bedrock: Emulator) -> None:
+def test_batch_runs_in_the_slots_that_are_free(
+    make_server: ServerFactory, bedrock: Emulator
+) -> None:
     server = make_server(max_concurrency=2)
     slow, quick = Pace(tokens_per_second=20, reply_tokens=100), Pace(ttft_ms=50)
     inputs = [{"text": str(i)} for i in range(3)]

@@ -3,14 +3,14 @@
 import json
 
 import pytest
-from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
+from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, EventStreamMessage
 
 from service.emulator import eventstream
 
 
-def decode(data: bytes, piece: int | None = None) -> list:
+def decode(data: bytes, piece: int | None = None) -> list[EventStreamMessage]:
     buffer = EventStreamBuffer()
-    messages = []
+    messages: list[EventStreamMessage] = []
     pieces = [data] if piece is None else [data[i : i + piece] for i in range(0, len(data), piece)]
     for part in pieces:
         buffer.add_data(part)

@@ -4,11 +4,11 @@ Driven over real HTTP by the emulator's per-model faults."""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
+from langchain_core.runnables.schema import StreamEvent
 from langserve import RemoteRunnable
 
 from service.background import BackgroundServer
@@ -222,7 +222,9 @@ def test_remote_runnable_streams_the_fallbacks_answer(
     fallback_server: BackgroundServer, bedrock: Emulator
 ) -> None:
     fail(bedrock, "throttle")
-    remote = RemoteRunnable(f"{fallback_server.url}/chains/answer")
+    remote: RemoteRunnable[dict[str, str], str] = RemoteRunnable(
+        f"{fallback_server.url}/chains/answer"
+    )
     text = "".join(remote.stream({"question": "Hi"}))
     assert text.startswith(f"[emulator] {SECOND}")
 
@@ -289,9 +291,11 @@ def test_stream_events_fall_back_too(fallback_server: BackgroundServer, bedrock:
     import asyncio
 
     bedrock.state.add_faults([Fault(kind="stream_throttle", after_chunks=0, model=PRIMARY)])
-    remote = RemoteRunnable(f"{fallback_server.url}/chains/answer")
+    remote: RemoteRunnable[dict[str, str], str] = RemoteRunnable(
+        f"{fallback_server.url}/chains/answer"
+    )
 
-    async def events() -> list[dict[str, Any]]:
+    async def events() -> list[StreamEvent]:
         return [event async for event in remote.astream_events({"question": "Hi"}, version="v2")]
 
     seen = asyncio.run(events())

@@ -7,6 +7,10 @@ import json
 import httpx
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionContentPartImageParam,
+    ChatCompletionContentPartParam,
+)
 
 from service.background import BackgroundServer
 from service.emulator.server import Emulator
@@ -18,7 +22,7 @@ def sdk(server: BackgroundServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key="-", max_retries=0)
 
 
-def image_part(url: str) -> dict[str, object]:
+def image_part(url: str) -> ChatCompletionContentPartImageParam:
     return {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}
 
 
@@ -69,16 +73,20 @@ def test_an_openai_stream_with_an_image(sdk: openai.OpenAI) -> None:
     ],
 )
 def test_openai_image_parts_are_checked(
-    sdk: openai.OpenAI, content: list[dict[str, object]], words: str
+    sdk: openai.OpenAI, content: list[ChatCompletionContentPartParam], words: str
 ) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as refused:
-        text = [{"type": "text", "text": "What is it?"}] if len(content) == 1 else []
+        text: list[ChatCompletionContentPartParam] = (
+            [{"type": "text", "text": "What is it?"}] if len(content) == 1 else []
+        )
         sdk.chat.completions.create(
             model="describe_image",
             messages=[{"role": "user", "content": [*text, *content]}],
         )
     assert words in refused.value.message
-    assert refused.value.body["param"].startswith("messages")  # type: ignore[index]
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["param"].startswith("messages")
 
 
 def test_an_image_for_a_chain_without_image_inputs_is_refused(sdk: openai.OpenAI) -> None:

@@ -129,7 +129,7 @@ def test_run_sh_serves_the_package_as_lambda_would(
 ) -> None:
     url, _ = function
     bedrock.state.pace = Pace(tokens_per_second=30, reply_tokens=30)
-    pieces = []
+    pieces: list[str] = []
     with httpx.stream(
         "POST",
         f"{url}/chains/summarize/stream",

@@ -1,9 +1,12 @@
 """The JSON routes over real HTTP: listing, invoke, batch, and bad input."""
 
+from typing import Any
+
 import httpx
 import pytest
 
 from service.emulator.server import Emulator
+from tests.conftest import ServerFactory
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
@@ -127,7 +130,7 @@ def test_unknown_chain_is_404(client: httpx.Client) -> None:
     ],
 )
 def test_bad_input_is_422_naming_the_field(
-    client: httpx.Client, bedrock: Emulator, body: dict, field: str, hint: str
+    client: httpx.Client, bedrock: Emulator, body: dict[str, Any], field: str, hint: str
 ) -> None:
     for route in ("invoke", "stream"):
         response = client.post(f"/chains/summarize/{route}", json=body)
@@ -180,7 +183,7 @@ def test_unknown_route_is_json_404(client: httpx.Client) -> None:
     assert response.json()["status_code"] == 404
 
 
-def test_cors(make_server) -> None:
+def test_cors(make_server: ServerFactory) -> None:
     server = make_server(cors_origins="https://app.example")
     response = httpx.options(
         f"{server.url}/chains/summarize/stream",
@@ -292,7 +295,7 @@ def test_405_names_the_allowed_methods(
     assert body["request_id"] == response.headers["x-request-id"]
 
 
-def test_refused_cors_preflight_is_a_json_error(make_server) -> None:
+def test_refused_cors_preflight_is_a_json_error(make_server: ServerFactory) -> None:
     server = make_server(cors_origins="https://app.example")
     url = f"{server.url}/chains/summarize/stream"
     evil = httpx.options(

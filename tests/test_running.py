@@ -4,10 +4,12 @@ JSON only, size-limited, and a client that leaves mid-upload."""
 import httpx
 import pytest
 
+from service.background import BackgroundServer
 from service.emulator.server import Emulator
+from tests.conftest import ServerFactory
 
 
-def test_body_over_limit_is_413(make_server) -> None:
+def test_body_over_limit_is_413(make_server: ServerFactory) -> None:
     server = make_server(max_body_bytes=2048)
     response = httpx.post(
         f"{server.url}/chains/summarize/invoke", json={"input": {"text": "x" * 5000}}
@@ -68,7 +70,7 @@ def test_json_content_types_are_accepted(client: httpx.Client, content_type: str
 
 
 def test_aborted_upload_is_one_info_line(
-    server, caplog: pytest.LogCaptureFixture, bedrock: Emulator
+    server: BackgroundServer, caplog: pytest.LogCaptureFixture, bedrock: Emulator
 ) -> None:
     import socket
 

@@ -15,7 +15,7 @@ from tests.test_cli import CHAINSERVE, free_port, run, running
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
-def chainserve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def chainserve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CHAINSERVE, *args],
         capture_output=True,
